@@ -135,11 +135,12 @@ type Part struct {
 
 // Errors callers decide on. Implementations wrap them with context.
 var (
-	ErrNotFound       = errors.New("backend: object not found")
-	ErrUploadNotFound = errors.New("backend: multipart upload not found")
-	ErrInvalidPart    = errors.New("backend: invalid part")
-	ErrInvalidRange   = errors.New("backend: range not satisfiable")
-	ErrIncompleteBody = errors.New("backend: body length differs from declared size")
-	ErrInvalidKey     = errors.New("backend: invalid object key")
-	ErrInvalidBucket  = errors.New("backend: invalid bucket name")
+	ErrNotFound           = errors.New("backend: object not found")
+	ErrUploadNotFound     = errors.New("backend: multipart upload not found")
+	ErrInvalidPart        = errors.New("backend: invalid part")
+	ErrInvalidRange       = errors.New("backend: range not satisfiable")
+	ErrIncompleteBody     = errors.New("backend: body length differs from declared size")
+	ErrInvalidKey         = errors.New("backend: invalid object key")
+	ErrInvalidBucket      = errors.New("backend: invalid bucket name")
+	ErrPreconditionFailed = errors.New("backend: precondition failed")
 )
