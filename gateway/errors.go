@@ -6,7 +6,9 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/tresor-gw/tresor/auth"
 	"github.com/tresor-gw/tresor/gateway/backend"
+	"github.com/tresor-gw/tresor/gateway/envelope"
 )
 
 // APIError is an S3 error as the client sees it: a code from the S3 API
@@ -40,6 +42,7 @@ var s3Errors = map[string]APIError{
 	"InvalidDigest":                     {Status: http.StatusBadRequest, Message: "The Content-MD5 you specified is not valid."},
 	"InvalidPart":                       {Status: http.StatusBadRequest, Message: "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag."},
 	"InvalidPartOrder":                  {Status: http.StatusBadRequest, Message: "The list of parts was not in ascending order. The parts list must be specified in order by part number."},
+	"InvalidPartNumber":                 {Status: http.StatusRequestedRangeNotSatisfiable, Message: "The requested partnumber is not satisfiable."},
 	"InvalidRange":                      {Status: http.StatusRequestedRangeNotSatisfiable, Message: "The requested range is not satisfiable."},
 	"InvalidRequest":                    {Status: http.StatusBadRequest, Message: "Invalid Request."},
 	"KeyTooLongError":                   {Status: http.StatusBadRequest, Message: "Your key is too long."},
@@ -100,6 +103,20 @@ func toAPIError(err error) *APIError {
 	var api *APIError
 	if errors.As(err, &api) {
 		return api
+	}
+	var ae *auth.Error
+	if errors.As(err, &ae) {
+		return s3Error(ae.Code, ae.Message)
+	}
+	if errors.Is(err, envelope.ErrSizeMismatch) {
+		return s3Error("IncompleteBody")
+	}
+	if errors.Is(err, envelope.ErrAuthentication) || errors.Is(err, envelope.ErrMalformed) ||
+		errors.Is(err, envelope.ErrUnsupportedVersion) || errors.Is(err, envelope.ErrUnsupportedSuite) {
+		// The stored object, its envelope or its manifest did not
+		// authenticate: tampered, swapped or truncated in the backend, or
+		// its key version is gone. Nothing of it is served.
+		return s3Error("InternalError", "The stored object failed integrity verification and cannot be served.")
 	}
 	for _, m := range backendErrors {
 		if errors.Is(err, m.err) {

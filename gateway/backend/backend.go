@@ -112,8 +112,10 @@ type ListOptions struct {
 	Delimiter string
 	// After lists only keys (and common prefixes) sorting strictly after it:
 	// S3's marker, start-after, or the key a continuation token stands for.
-	After   string
-	MaxKeys int // 0 means 1000
+	After string
+	// MaxKeys bounds the entries (objects plus common prefixes) of a page:
+	// 0 means 1000, and more than 1000 is capped at 1000, S3's page limit.
+	MaxKeys int
 }
 
 // ListPage is one page of a listing. When Truncated, the next page starts

@@ -1,0 +1,260 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sys/cpu"
+
+	"github.com/tresor-gw/tresor/auth"
+	"github.com/tresor-gw/tresor/gateway"
+	"github.com/tresor-gw/tresor/gateway/backend"
+	"github.com/tresor-gw/tresor/keystore"
+)
+
+// Limits of the S3 listener.
+const (
+	// maxHeaderBytes bounds request headers. S3 limits a PUT's headers to
+	// 8 KiB ("Working with object metadata"); presigned URLs and proxies
+	// add some, so allow 64 KiB before the server answers 431.
+	maxHeaderBytes = 64 << 10
+	// readHeaderTimeout stops slow-loris clients holding connections open.
+	readHeaderTimeout = 30 * time.Second
+	// idleTimeout closes keep-alive connections nobody uses.
+	idleTimeout = 2 * time.Minute
+	// drainTimeout is how long shutdown waits for in-flight requests.
+	drainTimeout = 60 * time.Second
+)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(args, os.Getenv)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	if !cpu.X86.HasAES && !cpu.ARM64.HasAES {
+		log.Warn("this CPU has no AES instructions: encryption will be slow and not constant-time")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+
+	kcfg := keystore.DefaultConfig(cfg.DataDir)
+	kcfg.RootKeyFile = cfg.RootKeyFile
+	kcfg.Logger = log.With("component", "keystore")
+	store, err := keystore.Open(ctx, kcfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := bootstrap(ctx, store, cfg, stdout); err != nil {
+		return err
+	}
+
+	be, err := openBackend(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if c, ok := be.(io.Closer); ok {
+		defer c.Close()
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	gcfg := gateway.DefaultConfig()
+	gcfg.Region = cfg.Region
+	gcfg.Domains = cfg.Domains
+	gcfg.Logger = log.With("component", "s3")
+	gcfg.Metrics = gateway.NewMetrics(reg)
+	verifier, err := auth.NewVerifier(gateway.Secrets(store), auth.DefaultConfig(cfg.Region))
+	if err != nil {
+		return err
+	}
+	srv, err := gateway.New(gcfg, be, store, verifier)
+	if err != nil {
+		return err
+	}
+
+	s3Listener, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("S3 listener: %w", err)
+	}
+	adminListener, err := net.Listen("tcp", cfg.AdminListen)
+	if err != nil {
+		s3Listener.Close()
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	s3Server := &http.Server{
+		Handler:           srv,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("TLS: %w", err)
+		}
+		s3Server.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		s3Listener = tls.NewListener(s3Listener, s3Server.TLSConfig)
+		scheme = "https"
+	}
+	adminServer := &http.Server{
+		Handler: gateway.AdminHandler(reg, map[string]gateway.Check{
+			"keystore": func(ctx context.Context) error { _, err := store.Tenants(ctx); return err },
+			"backend": func(ctx context.Context) error {
+				_, err := be.List(ctx, "tresor-health", backend.ListOptions{MaxKeys: 1})
+				return err
+			},
+		}),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	log.Info("tresor serving",
+		"s3", scheme+"://"+s3Listener.Addr().String(),
+		"admin", "http://"+adminListener.Addr().String(),
+		"data_dir", cfg.DataDir, "backend", cfg.Backend.Type)
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	for _, p := range []struct {
+		srv *http.Server
+		ln  net.Listener
+	}{{s3Server, s3Listener}, {adminServer, adminListener}} {
+		wg.Go(func() {
+			if err := p.srv.Serve(p.ln); !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		})
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: draining in-flight requests", "timeout", drainTimeout)
+	case err = <-errc:
+		log.Error("listener failed", "error", err)
+	}
+	drainCtx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	shutdownErr := errors.Join(s3Server.Shutdown(drainCtx), adminServer.Shutdown(drainCtx))
+	wg.Wait()
+	return errors.Join(err, shutdownErr)
+}
+
+// bootstrap prepares an empty keystore: tenant "default", its admin, and
+// the admin's access key written to <data-dir>/credentials in the AWS
+// shared-credentials format, mode 0600.
+func bootstrap(ctx context.Context, store *keystore.Store, cfg Config, stdout io.Writer) error {
+	path := filepath.Join(cfg.DataDir, "credentials")
+	creds, err := store.Bootstrap(ctx)
+	switch {
+	case errors.Is(err, keystore.ErrExists):
+		return nil // not the first start
+	case err != nil:
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	content := fmt.Sprintf("# tresor: access key of user %q of tenant %q\n[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n",
+		creds.UserName, creds.TenantName, creds.AccessKeyID, creds.SecretAccessKey)
+	if err := writeFileAtomic(path, []byte(content), 0o600); err != nil {
+		return fmt.Errorf("write credentials: %w", err)
+	}
+	endpoint := "http://" + cfg.Listen
+	if cfg.TLSCert != "" {
+		endpoint = "https://" + cfg.Listen
+	}
+	fmt.Fprintf(stdout, `tresor: created tenant %q with admin user %q; its access key is in %s
+Use it, for example:
+
+  AWS_SHARED_CREDENTIALS_FILE=%s aws --endpoint-url %s s3 ls
+
+`, creds.TenantName, creds.UserName, path, shellQuote(path), endpoint)
+	return nil
+}
+
+// writeFileAtomic writes data to a temporary file beside path and renames
+// it into place, so a crash never leaves a half-written file.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+func shellQuote(s string) string {
+	if strings.ContainsAny(s, " '\"$`\\") {
+		return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	}
+	return s
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
+
+// openBackend opens the configured object backend.
+func openBackend(ctx context.Context, cfg Config) (backend.Backend, error) {
+	b := cfg.Backend
+	switch b.Type {
+	case "fs":
+		return backend.NewFS(b.Dir)
+	case "s3":
+		s3cfg := backend.DefaultS3Config()
+		s3cfg.Endpoint = b.Endpoint
+		s3cfg.Bucket = b.Bucket
+		s3cfg.Prefix = b.Prefix
+		if b.Region != "" {
+			s3cfg.Region = b.Region
+		}
+		s3cfg.AccessKeyID = b.AccessKey
+		s3cfg.SecretAccessKey = b.SecretKey
+		s3cfg.PathStyle = b.PathStyle
+		s3cfg.CAFile = b.CAFile
+		s3cfg.InsecureSkipVerify = b.Insecure
+		s3cfg.Jurisdiction = b.Jurisdiction
+		return backend.NewS3(ctx, s3cfg)
+	}
+	return nil, fmt.Errorf("unknown backend type %q", b.Type)
+}

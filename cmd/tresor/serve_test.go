@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// buildTresor builds the tresor binary once per test binary run.
+func buildTresor(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "tresor")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// serveProcess is a running `tresor serve`.
+type serveProcess struct {
+	cmd     *exec.Cmd
+	dataDir string
+	s3      string // http://host:port
+	admin   string
+	stdout  *strings.Builder
+}
+
+// startServe starts `tresor serve` on free loopback ports and waits until
+// /health/ready answers 200.
+func startServe(t *testing.T, bin, dataDir string, extra ...string) *serveProcess {
+	t.Helper()
+	s3, admin := freePort(t), freePort(t)
+	args := append([]string{"serve", "--data-dir", dataDir, "--listen", s3, "--admin-listen", admin, "--log-level", "warn"}, extra...)
+	cmd := exec.Command(bin, args...)
+	var stdout strings.Builder
+	cmd.Stdout = &stdout
+	stderr, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &serveProcess{cmd: cmd, dataDir: dataDir, s3: "http://" + s3, admin: "http://" + admin, stdout: &stdout}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(stderr.Name())
+			t.Logf("serve stderr:\n%s", b)
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(p.admin + "/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(stderr.Name())
+			t.Fatalf("serve not ready after 30s: %v\n%s", err, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestServe_FirstStart checks what a new user sees: credentials in the AWS
+// format with mode 0600, the root key with mode 0600, and the hint printed.
+func TestServe_FirstStart(t *testing.T) {
+	bin := buildTresor(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	p := startServe(t, bin, dir)
+
+	for _, name := range []string{"credentials", "root.key"} {
+		st, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", name, st.Mode().Perm())
+		}
+	}
+	f, err := os.Open(filepath.Join(dir, "credentials"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var profile, id, secret bool
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		profile = profile || line == "[default]"
+		id = id || strings.HasPrefix(line, "aws_access_key_id = ")
+		secret = secret || strings.HasPrefix(line, "aws_secret_access_key = ")
+	}
+	if !profile || !id || !secret {
+		t.Errorf("credentials file lacks the default profile's keys (profile %v, id %v, secret %v)", profile, id, secret)
+	}
+	if want := "aws --endpoint-url " + p.s3 + " s3 ls"; !strings.Contains(p.stdout.String(), want) {
+		t.Errorf("serve did not print how to use it; stdout:\n%s", p.stdout.String())
+	}
+}
+
+// TestServe_RealClients drives a real `tresor serve` with the aws cli and
+// boto3 (testdata/realclients.sh). CI installs the aws cli; elsewhere the
+// test is skipped when it is missing.
+func TestServe_RealClients(t *testing.T) {
+	if _, err := exec.LookPath("aws"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("the aws cli is not installed; .ci/run installs it")
+		}
+		t.Skip("the aws cli is not installed")
+	}
+	bin := buildTresor(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	p := startServe(t, bin, dir)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	script, err := filepath.Abs("testdata/realclients.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, "bash", script)
+	cmd.Env = append(os.Environ(),
+		"ENDPOINT="+p.s3,
+		"DATA_DIR="+dir,
+		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "credentials"),
+	)
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatalf("real-client script: %v", err)
+	}
+	if !strings.Contains(string(out), "real clients: all steps passed") {
+		t.Fatal("real-client script did not reach its end")
+	}
+}

@@ -1,0 +1,67 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/tresor-gw/tresor/auth"
+	"github.com/tresor-gw/tresor/keystore"
+)
+
+// authenticate verifies the request's signature from its headers, before
+// any byte of the body is read, and fills in the caller and the verified
+// body.
+func (s *Server) authenticate(ctx context.Context, r *http.Request, rq *request) error {
+	res, err := s.verifier.Verify(ctx, r)
+	if err != nil {
+		return err
+	}
+	rq.caller = res.Principal
+	rq.accessKey = res.AccessKeyID
+	rq.auth = res
+	rq.body = res.Body
+	rq.length = res.DecodedLength
+	return nil
+}
+
+// echoChecksums sets the x-amz-checksum-* digests the client sent or asked
+// for, computed over the plaintext it sent (never the backend's checksums
+// of ciphertext).
+func (rq *request) echoChecksums(h http.Header) {
+	if rq.auth == nil {
+		return
+	}
+	for _, c := range rq.auth.Checksums() {
+		h.Set(c.Algorithm.Header(), c.String())
+	}
+}
+
+// keystoreSecrets gives auth the access keys kept in the keystore.
+type keystoreSecrets struct {
+	store *keystore.Store
+	now   func() time.Time
+}
+
+// Secrets returns the auth.Secrets of the keystore's access keys. Disabled
+// and expired keys, and keys of suspended tenants, are unknown to auth, so
+// they fail exactly like a wrong key id.
+func Secrets(store *keystore.Store) auth.Secrets {
+	return keystoreSecrets{store: store, now: time.Now}
+}
+
+func (k keystoreSecrets) Secret(ctx context.Context, id string) ([]byte, auth.Principal, error) {
+	ak, err := k.store.AccessKey(ctx, id)
+	switch {
+	case errors.Is(err, keystore.ErrNotFound), errors.Is(err, keystore.ErrDisabled), errors.Is(err, keystore.ErrExpired):
+		return nil, auth.Principal{}, fmt.Errorf("%w: %w", auth.ErrUnknownAccessKey, err)
+	case err != nil:
+		return nil, auth.Principal{}, err
+	}
+	if ak.State != keystore.AccessKeyActive || (!ak.Expires.IsZero() && !k.now().Before(ak.Expires)) || ak.Secret == "" {
+		return nil, auth.Principal{}, auth.ErrUnknownAccessKey
+	}
+	return []byte(ak.Secret), auth.Principal{Tenant: ak.Tenant, User: ak.User, Role: string(ak.Role)}, nil
+}

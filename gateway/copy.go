@@ -1,0 +1,177 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/tresor-gw/tresor/gateway/backend"
+	"github.com/tresor-gw/tresor/gateway/envelope"
+	"github.com/tresor-gw/tresor/keystore"
+)
+
+// copySource parses x-amz-copy-source: "bucket/key" or "/bucket/key",
+// URL-encoded, optionally with "?versionId=null".
+func copySource(h http.Header) (bucket, key string, err error) {
+	src := h.Get("X-Amz-Copy-Source")
+	src, version, _ := strings.Cut(src, "?")
+	if version != "" && version != "versionId=null" {
+		return "", "", s3Error("NoSuchVersion")
+	}
+	src, err = url.PathUnescape(strings.TrimPrefix(src, "/"))
+	if err != nil {
+		return "", "", s3Error("InvalidArgument", "Copy Source must mention the source bucket and key: sourcebucket/sourcekey")
+	}
+	bucket, key, ok := strings.Cut(src, "/")
+	if !ok || bucket == "" || key == "" {
+		return "", "", s3Error("InvalidArgument", "Copy Source must mention the source bucket and key: sourcebucket/sourcekey")
+	}
+	return bucket, key, nil
+}
+
+// copyPreconditions evaluates x-amz-copy-source-if-* against the source.
+// Where a GET would answer 304, a copy fails with 412, as in S3.
+func copyPreconditions(h http.Header, info backend.ObjectInfo) error {
+	src := http.Header{}
+	for _, name := range []string{"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"} {
+		if v := h.Get("X-Amz-Copy-Source-" + name); v != "" {
+			src.Set(name, v)
+		}
+	}
+	if err := preconditions(src, info.ETag, info.LastModified); err != nil {
+		return s3Error("PreconditionFailed")
+	}
+	return nil
+}
+
+// source resolves and opens a copy's source object, which must be in a
+// bucket of the caller's tenant.
+func (s *Server) source(ctx context.Context, r *http.Request, rq *request) (*request, backend.ObjectInfo, *envelope.Envelope, envelope.Layout, error) {
+	bucket, key, err := copySource(r.Header)
+	if err != nil {
+		return nil, backend.ObjectInfo{}, nil, envelope.Layout{}, err
+	}
+	src := &request{id: rq.id, caller: rq.caller, bucket: bucket, key: key, route: Route{Op: OpGetObject, Bucket: bucket, Key: key}}
+	if err := s.authorize(ctx, src, accessRead); err != nil {
+		return nil, backend.ObjectInfo{}, nil, envelope.Layout{}, err
+	}
+	info, err := s.backend.Head(ctx, bucket, key)
+	if err != nil {
+		return nil, backend.ObjectInfo{}, nil, envelope.Layout{}, err
+	}
+	if err := copyPreconditions(r.Header, info); err != nil {
+		return nil, backend.ObjectInfo{}, nil, envelope.Layout{}, err
+	}
+	env, layout, err := s.openObject(ctx, src, info)
+	return src, info, env, layout, err
+}
+
+// copyObject copies inside the backend without the data passing through
+// the gateway: the ciphertext stays as it is, and the DEK is re-wrapped for
+// the destination's bucket and key. Metadata is copied (COPY, the default)
+// or replaced by the request's (REPLACE), and sealed anew either way.
+func (s *Server) copyObject(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) error {
+	directive := r.Header.Get("X-Amz-Metadata-Directive")
+	if directive != "" && directive != "COPY" && directive != "REPLACE" {
+		return s3Error("InvalidArgument", "Unknown metadata directive.")
+	}
+	src, info, env, layout, err := s.source(ctx, r, rq)
+	if err != nil {
+		return err
+	}
+	if src.bucket == rq.bucket && src.key == rq.key && directive != "REPLACE" {
+		return s3Error("InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.")
+	}
+	var meta map[string]string
+	if directive == "REPLACE" {
+		meta, err = requestMeta(r.Header)
+	} else {
+		meta, err = env.OpenMetadata(info.Metadata[metaSealed])
+	}
+	if err != nil {
+		return err
+	}
+	dst, err := env.Rewrap(ctx, s.store, rq.binding())
+	if err != nil {
+		return err
+	}
+	bm, err := sealMeta(dst, meta)
+	if err != nil {
+		return err
+	}
+	out, err := s.backend.Copy(ctx, backend.Location{Bucket: src.bucket, Key: src.key},
+		backend.Location{Bucket: rq.bucket, Key: rq.key}, bm)
+	if err != nil {
+		return err
+	}
+	if env.Multipart() {
+		m, err := s.store.Manifest(ctx, src.bucket, src.key)
+		if err != nil {
+			return err
+		}
+		err = s.store.PutManifest(context.WithoutCancel(ctx), rq.tenant(), rq.bucket, rq.key,
+			keystore.Manifest{ETag: out.ETag, Data: m.Data})
+		if err != nil {
+			return err
+		}
+	} else if err := s.store.DeleteManifest(ctx, rq.tenant(), rq.bucket, rq.key); err != nil {
+		s.log.Warn("stale manifest not deleted", "request_id", rq.id, "error", err)
+	}
+	_ = layout
+	sseHeaders(w.Header(), rq.tenant())
+	return writeXML(w, copyObjectResult{Xmlns: s3Namespace, LastModified: s3Time(out.LastModified), ETag: out.ETag})
+}
+
+// uploadPartCopy decrypts the source (range) and encrypts it again as a
+// part of the destination upload: parts are encrypted under the upload's
+// own keys, so ciphertext can never be copied across (DESIGN.md trap 6).
+func (s *Server) uploadPartCopy(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) error {
+	n, err := partNumber(r)
+	if err != nil {
+		return err
+	}
+	up, env, err := s.session(ctx, r, rq)
+	if err != nil {
+		return err
+	}
+	src, _, srcEnv, layout, err := s.source(ctx, r, rq)
+	if err != nil {
+		return err
+	}
+	start, end := int64(0), layout.Size()-1
+	if v := r.Header.Get("X-Amz-Copy-Source-Range"); v != "" {
+		start, end, err = envelope.ParseRange(v, layout.Size())
+		if err != nil {
+			return s3Error("InvalidArgument", "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy")
+		}
+	}
+	size := end - start + 1
+	if size > maxPartSize {
+		return s3Error("EntityTooLarge")
+	}
+	var plain io.Reader = strings.NewReader("")
+	if size > 0 {
+		plan := layout.Plan(start, end)
+		body, _, err := s.backend.Get(ctx, src.bucket, src.key, &backend.Range{Start: plan.CipherStart, End: plan.CipherEnd})
+		if err != nil {
+			return err
+		}
+		defer body.Close()
+		if plain, err = srcEnv.DecryptReader(body, plan); err != nil {
+			return err
+		}
+	}
+	part, err := s.backend.UploadPart(ctx, rq.bucket, rq.key, up.BackendUploadID, n,
+		env.EncryptPartReader(n, size, plain), envelope.CiphertextSize(size))
+	if err != nil {
+		if errors.Is(err, envelope.ErrAuthentication) {
+			s.cryptoError("package")
+		}
+		return err
+	}
+	sseHeaders(w.Header(), rq.tenant())
+	return writeXML(w, copyPartResult{Xmlns: s3Namespace, LastModified: s3Time(part.LastModified), ETag: part.ETag})
+}

@@ -1,0 +1,286 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/tresor-gw/tresor/gateway/backend"
+	"github.com/tresor-gw/tresor/gateway/envelope"
+	"github.com/tresor-gw/tresor/keystore"
+)
+
+// Multipart limits from the S3 user guide ("Amazon S3 multipart upload
+// limits"): parts are numbered 1 to 10,000; each part but the last is at
+// least 5 MiB and at most 5 GiB.
+const (
+	maxPartNumber = 10000
+	minPartSize   = 5 << 20
+	maxPartSize   = 5 << 30
+	maxListParts  = 1000
+)
+
+// createMultipartUpload draws the object's envelope now, stores it with
+// the sealed metadata in the upload session in the keystore, and starts
+// the backend's upload. Any gateway node can then take any part.
+func (s *Server) createMultipartUpload(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) error {
+	meta, err := requestMeta(r.Header)
+	if err != nil {
+		return err
+	}
+	env, err := envelope.NewMultipart(ctx, s.store, rq.binding())
+	if err != nil {
+		return err
+	}
+	bm, err := sealMeta(env, meta)
+	if err != nil {
+		return err
+	}
+	backendID, err := s.backend.CreateMultipart(ctx, rq.bucket, rq.key, bm)
+	if err != nil {
+		return err
+	}
+	up, err := s.store.PutUpload(ctx, keystore.Upload{
+		Tenant: rq.tenant(), Bucket: rq.bucket, Key: rq.key,
+		Envelope: bm[metaEnvelope], Metadata: bm[metaSealed], BackendUploadID: backendID,
+	})
+	if err != nil {
+		_ = s.backend.AbortMultipart(context.WithoutCancel(ctx), rq.bucket, rq.key, backendID)
+		return err
+	}
+	sseHeaders(w.Header(), rq.tenant())
+	return writeXML(w, initiateMultipartUploadResult{
+		Xmlns: s3Namespace, Bucket: rq.bucket, Key: rq.key, UploadID: up.ID,
+	})
+}
+
+// session looks up the request's upload and opens its envelope.
+func (s *Server) session(ctx context.Context, r *http.Request, rq *request) (keystore.Upload, *envelope.Envelope, error) {
+	up, err := s.store.Upload(ctx, rq.bucket, rq.key, r.URL.Query().Get("uploadId"))
+	if errors.Is(err, keystore.ErrNotFound) || (err == nil && up.Tenant != rq.tenant()) {
+		return up, nil, s3Error("NoSuchUpload")
+	}
+	if err != nil {
+		return up, nil, err
+	}
+	env, err := envelope.Open(ctx, s.store, rq.binding(), up.Envelope)
+	if err != nil {
+		s.cryptoError("envelope")
+		return up, nil, err
+	}
+	return up, env, nil
+}
+
+func partNumber(r *http.Request) (int, error) {
+	n, err := strconv.Atoi(r.URL.Query().Get("partNumber"))
+	if err != nil || n < 1 || n > maxPartNumber {
+		return 0, s3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive")
+	}
+	return n, nil
+}
+
+// uploadPart encrypts one part under its own part key (a fresh random
+// nonce each attempt, so a re-uploaded part number never reuses one).
+func (s *Server) uploadPart(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) error {
+	n, err := partNumber(r)
+	if err != nil {
+		return err
+	}
+	size, err := rq.plaintextLength(maxPartSize)
+	if err != nil {
+		return err
+	}
+	up, env, err := s.session(ctx, r, rq)
+	if err != nil {
+		return err
+	}
+	body := &countingReader{r: rq.body, n: &rq.bytesIn}
+	part, err := s.backend.UploadPart(ctx, rq.bucket, rq.key, up.BackendUploadID, n,
+		env.EncryptPartReader(n, size, body), envelope.CiphertextSize(size))
+	if err != nil {
+		return err
+	}
+	h := w.Header()
+	h.Set("ETag", part.ETag)
+	sseHeaders(h, rq.tenant())
+	rq.echoChecksums(h)
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (s *Server) completeMultipartUpload(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) error {
+	var req completeMultipartUpload
+	if err := readXML(rq.body, &req); err != nil {
+		return err
+	}
+	if len(req.Parts) == 0 || len(req.Parts) > maxPartNumber {
+		return s3Error("MalformedXML", "The XML you provided must list between 1 and 10000 parts.")
+	}
+	up, env, err := s.session(ctx, r, rq)
+	if err != nil {
+		return err
+	}
+	uploaded, err := s.backend.ListParts(ctx, rq.bucket, rq.key, up.BackendUploadID)
+	if err != nil {
+		return err
+	}
+	byNumber := make(map[int]backend.Part, len(uploaded))
+	for _, p := range uploaded {
+		byNumber[p.Number] = p
+	}
+	// S3 checks the list's order, then that every part exists with its
+	// ETag, then the sizes.
+	for i := 1; i < len(req.Parts); i++ {
+		if req.Parts[i].PartNumber <= req.Parts[i-1].PartNumber {
+			return s3Error("InvalidPartOrder")
+		}
+	}
+	parts := make([]backend.Part, 0, len(req.Parts))
+	for _, p := range req.Parts {
+		got, ok := byNumber[p.PartNumber]
+		if !ok || normalizeETag(got.ETag) != normalizeETag(p.ETag) {
+			return s3Error("InvalidPart")
+		}
+		parts = append(parts, got)
+	}
+	sizes := make([]envelope.PartSize, 0, len(parts))
+	for i, p := range parts {
+		plain, err := envelope.PlaintextSize(p.Size)
+		if err != nil {
+			s.cryptoError("part")
+			return err
+		}
+		if i < len(parts)-1 && plain < minPartSize {
+			return s3Error("EntityTooSmall")
+		}
+		sizes = append(sizes, envelope.PartSize{Number: p.Number, Size: plain})
+	}
+	manifest, err := env.SealManifest(sizes)
+	if err != nil {
+		return err
+	}
+	info, err := s.backend.CompleteMultipart(ctx, rq.bucket, rq.key, up.BackendUploadID, parts)
+	if err != nil {
+		return err
+	}
+	// The backend has the object; record its manifest and end the session
+	// in one keystore command even if the client has gone away meanwhile.
+	ctx = context.WithoutCancel(ctx)
+	if err := s.store.CompleteUpload(ctx, rq.tenant(), rq.bucket, rq.key, up.ID,
+		keystore.Manifest{ETag: info.ETag, Data: manifest}); err != nil {
+		return err
+	}
+	sseHeaders(w.Header(), rq.tenant())
+	return writeXML(w, completeMultipartUploadResult{
+		Xmlns: s3Namespace, Location: "/" + rq.bucket + "/" + rq.key,
+		Bucket: rq.bucket, Key: rq.key, ETag: info.ETag,
+	})
+}
+
+func (s *Server) abortMultipartUpload(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) error {
+	up, err := s.store.Upload(ctx, rq.bucket, rq.key, r.URL.Query().Get("uploadId"))
+	if errors.Is(err, keystore.ErrNotFound) || (err == nil && up.Tenant != rq.tenant()) {
+		return s3Error("NoSuchUpload")
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.backend.AbortMultipart(ctx, rq.bucket, rq.key, up.BackendUploadID); err != nil && !errors.Is(err, backend.ErrUploadNotFound) {
+		return err
+	}
+	if err := s.store.AbortUpload(ctx, rq.tenant(), rq.bucket, rq.key, up.ID); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) listParts(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) error {
+	q := r.URL.Query()
+	maxParts := maxListParts
+	if v := q.Get("max-parts"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return s3Error("InvalidArgument", "Provided max-parts not an integer or within integer range")
+		}
+		maxParts = min(n, maxListParts)
+	}
+	marker := 0
+	if v := q.Get("part-number-marker"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return s3Error("InvalidArgument", "Provided part-number-marker not an integer or within integer range")
+		}
+		marker = n
+	}
+	up, _, err := s.session(ctx, r, rq)
+	if err != nil {
+		return err
+	}
+	parts, err := s.backend.ListParts(ctx, rq.bucket, rq.key, up.BackendUploadID)
+	if err != nil {
+		return err
+	}
+	res := listPartsResult{
+		Xmlns: s3Namespace, Bucket: rq.bucket, Key: rq.key, UploadID: up.ID,
+		Initiator: rq.owner(), Owner: rq.owner(), StorageClass: "STANDARD",
+		PartNumberMarker: marker, MaxParts: maxParts,
+	}
+	for _, p := range parts {
+		if p.Number <= marker {
+			continue
+		}
+		if len(res.Parts) == maxParts {
+			res.IsTruncated = true
+			break
+		}
+		plain, err := envelope.PlaintextSize(p.Size)
+		if err != nil {
+			return err
+		}
+		res.Parts = append(res.Parts, partInfo{
+			PartNumber: p.Number, LastModified: s3Time(p.LastModified), ETag: p.ETag, Size: plain,
+		})
+		res.NextPartNumberMarker = p.Number
+	}
+	return writeXML(w, res)
+}
+
+func (s *Server) listMultipartUploads(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) error {
+	q := r.URL.Query()
+	p, err := parseListParams(q, "max-uploads")
+	if err != nil {
+		return err
+	}
+	page, err := s.store.ListUploads(ctx, rq.bucket, keystore.ListUploadsOptions{
+		Prefix: p.prefix, Delimiter: p.delimiter, KeyMarker: q.Get("key-marker"),
+		UploadIDMarker: q.Get("upload-id-marker"), MaxUploads: p.maxKeys,
+	})
+	if err != nil {
+		return err
+	}
+	res := listMultipartUploadsResult{
+		Xmlns: s3Namespace, Bucket: rq.bucket, KeyMarker: p.encode(q.Get("key-marker")),
+		UploadIDMarker: q.Get("upload-id-marker"), Prefix: p.encode(p.prefix),
+		Delimiter: p.encode(p.delimiter), MaxUploads: p.maxKeys, EncodingType: p.encoding,
+		IsTruncated: page.IsTruncated,
+	}
+	if page.IsTruncated {
+		res.NextKeyMarker = p.encode(page.NextKeyMarker)
+		res.NextUploadIDMarker = page.NextUploadIDMarker
+	}
+	for _, u := range page.Uploads {
+		if u.Tenant != rq.tenant() {
+			continue
+		}
+		res.Uploads = append(res.Uploads, uploadInfo{
+			Key: p.encode(u.Key), UploadID: u.ID, Initiator: rq.owner(), Owner: rq.owner(),
+			StorageClass: "STANDARD", Initiated: s3Time(u.Initiated),
+		})
+	}
+	for _, cp := range page.CommonPrefixes {
+		res.CommonPrefixes = append(res.CommonPrefixes, commonPrefix{Prefix: p.encode(cp)})
+	}
+	return writeXML(w, res)
+}

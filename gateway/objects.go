@@ -1,0 +1,374 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/tresor-gw/tresor/gateway/backend"
+	"github.com/tresor-gw/tresor/gateway/envelope"
+	"github.com/tresor-gw/tresor/keystore"
+)
+
+// Backend metadata keys. The envelope and the sealed tenant metadata are
+// all tresor stores beside the ciphertext.
+const (
+	metaEnvelope = "tresor-envelope"
+	metaSealed   = "tresor-meta"
+)
+
+// maxObjectSize is S3's largest object, 5 TiB ("Amazon S3 objects
+// overview"); a single PUT is limited to 5 GiB.
+const (
+	maxObjectSize = 5 << 40
+	maxPutSize    = 5 << 30
+)
+
+// sseHeaders marks every object response as encrypted with a KMS key, the
+// contract under which S3's ETag is not the MD5 of the content, so SDKs
+// skip their MD5 comparison (DESIGN.md section 3). The key id is the
+// tenant's, stable across its key versions.
+func sseHeaders(h http.Header, tenant keystore.ID) {
+	h.Set("x-amz-server-side-encryption", "aws:kms")
+	h.Set("x-amz-server-side-encryption-aws-kms-key-id", "tresor:tenant/"+tenant.String())
+}
+
+func (rq *request) binding() envelope.Binding {
+	return envelope.Binding{Tenant: rq.tenant(), Bucket: rq.bucket, Key: rq.key}
+}
+
+// plaintextLength is the request body's declared plaintext length:
+// x-amz-decoded-content-length for aws-chunked bodies, else Content-Length.
+// S3 refuses bodies of unknown length with MissingContentLength.
+func (rq *request) plaintextLength(limit int64) (int64, error) {
+	if rq.length < 0 {
+		return 0, s3Error("MissingContentLength")
+	}
+	if rq.length > limit {
+		return 0, s3Error("EntityTooLarge")
+	}
+	return rq.length, nil
+}
+
+// sealMeta seals the tenant's metadata under the object's envelope and
+// returns the backend metadata to store.
+func sealMeta(env *envelope.Envelope, meta map[string]string) (backend.Metadata, error) {
+	sealed, err := env.SealMetadata(meta)
+	if err != nil {
+		return nil, err
+	}
+	bm := backend.Metadata{metaEnvelope: env.Marshal(), metaSealed: sealed}
+	if envelope.MetadataSize(bm) > envelope.MaxBackendMetadata {
+		return nil, s3Error("MetadataTooLarge", "Your metadata headers, once encrypted, exceed the backend's 2 KB metadata limit.")
+	}
+	return bm, nil
+}
+
+func (s *Server) putObject(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) error {
+	size, err := rq.plaintextLength(maxPutSize)
+	if err != nil {
+		return err
+	}
+	meta, err := requestMeta(r.Header)
+	if err != nil {
+		return err
+	}
+	env, err := envelope.New(ctx, s.store, rq.binding(), size)
+	if err != nil {
+		return err
+	}
+	bm, err := sealMeta(env, meta)
+	if err != nil {
+		return err
+	}
+	body := &countingReader{r: rq.body, n: &rq.bytesIn}
+	info, err := s.backend.Put(ctx, rq.bucket, rq.key, env.EncryptReader(body), envelope.CiphertextSize(size), backend.PutOptions{
+		Metadata:    bm,
+		IfMatch:     r.Header.Get("If-Match"),
+		IfNoneMatch: r.Header.Get("If-None-Match"),
+	})
+	if err != nil {
+		return err
+	}
+	// A multipart object this PUT replaced leaves its manifest behind.
+	if err := s.store.DeleteManifest(ctx, rq.tenant(), rq.bucket, rq.key); err != nil {
+		s.log.Warn("stale manifest not deleted", "request_id", rq.id, "error", err)
+	}
+	h := w.Header()
+	h.Set("ETag", info.ETag)
+	sseHeaders(h, rq.tenant())
+	rq.echoChecksums(h)
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// openObject opens an object's envelope and, for a multipart object, its
+// manifest. Anything that does not authenticate is an error: an object
+// without a valid envelope is never served as is.
+func (s *Server) openObject(ctx context.Context, rq *request, info backend.ObjectInfo) (*envelope.Envelope, envelope.Layout, error) {
+	env, err := envelope.Open(ctx, s.store, rq.binding(), info.Metadata[metaEnvelope])
+	if err != nil {
+		s.cryptoError("envelope")
+		return nil, envelope.Layout{}, fmt.Errorf("object %s/%s: %w", rq.bucket, rq.key, err)
+	}
+	if !env.Multipart() {
+		layout, err := env.SingleLayout()
+		return env, layout, err
+	}
+	m, err := s.store.Manifest(ctx, rq.bucket, rq.key)
+	if err != nil {
+		s.cryptoError("manifest")
+		return nil, envelope.Layout{}, fmt.Errorf("object %s/%s: manifest: %w", rq.bucket, rq.key, err)
+	}
+	layout, err := env.OpenManifest(m.Data)
+	if err != nil {
+		s.cryptoError("manifest")
+		return nil, envelope.Layout{}, fmt.Errorf("object %s/%s: %w", rq.bucket, rq.key, err)
+	}
+	return env, layout, nil
+}
+
+func (s *Server) cryptoError(kind string) {
+	if s.metrics != nil {
+		s.metrics.cryptoErrors.WithLabelValues(kind).Inc()
+	}
+}
+
+// objectHeaders writes the headers GetObject and HeadObject share.
+func (s *Server) objectHeaders(h http.Header, rq *request, env *envelope.Envelope, info backend.ObjectInfo, layout envelope.Layout) error {
+	meta, err := env.OpenMetadata(info.Metadata[metaSealed])
+	if err != nil {
+		s.cryptoError("metadata")
+		return err
+	}
+	writeMeta(h, meta)
+	h.Set("ETag", info.ETag)
+	h.Set("Last-Modified", info.LastModified.UTC().Format(http.TimeFormat))
+	h.Set("Accept-Ranges", "bytes")
+	if n := layout.Parts(); n > 1 {
+		h.Set("x-amz-mp-parts-count", strconv.Itoa(n))
+	}
+	sseHeaders(h, rq.tenant())
+	return nil
+}
+
+func (s *Server) headObject(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) error {
+	if err := checkVersionID(r); err != nil {
+		return err
+	}
+	info, err := s.backend.Head(ctx, rq.bucket, rq.key)
+	if err != nil {
+		return err
+	}
+	env, layout, err := s.openObject(ctx, rq, info)
+	if err != nil {
+		return err
+	}
+	h := w.Header()
+	if err := s.objectHeaders(h, rq, env, info, layout); err != nil {
+		return err
+	}
+	if err := preconditions(r.Header, info.ETag, info.LastModified); err != nil {
+		return err
+	}
+	sel, err := selectRange(r, layout)
+	if err != nil {
+		return err
+	}
+	applyOverrides(h, r)
+	h.Set("Content-Length", strconv.FormatInt(sel.length(), 10))
+	if sel.partial {
+		h.Set("Content-Range", sel.contentRange(layout.Size()))
+		w.WriteHeader(http.StatusPartialContent)
+		return nil
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// getObject streams an object's plaintext. A whole-object GET costs one
+// backend request; a range or part GET costs a HEAD (for the envelope and
+// layout) and one ranged backend GET of just the packages it needs.
+func (s *Server) getObject(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) error {
+	if err := checkVersionID(r); err != nil {
+		return err
+	}
+	ranged := r.Header.Get("Range") != "" || r.URL.Query().Get("partNumber") != ""
+	var (
+		body io.ReadCloser
+		info backend.ObjectInfo
+		err  error
+	)
+	if ranged {
+		info, err = s.backend.Head(ctx, rq.bucket, rq.key)
+	} else {
+		body, info, err = s.backend.Get(ctx, rq.bucket, rq.key, nil)
+	}
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		defer body.Close()
+	}
+	env, layout, err := s.openObject(ctx, rq, info)
+	if err != nil {
+		return err
+	}
+	h := w.Header()
+	if err := s.objectHeaders(h, rq, env, info, layout); err != nil {
+		return err
+	}
+	if err := preconditions(r.Header, info.ETag, info.LastModified); err != nil {
+		return err
+	}
+	sel, err := selectRange(r, layout)
+	if err != nil {
+		return err
+	}
+	plan := layout.Plan(sel.start, sel.end)
+	if ranged && sel.length() > 0 {
+		rng := &backend.Range{Start: plan.CipherStart, End: plan.CipherEnd}
+		if body, _, err = s.backend.Get(ctx, rq.bucket, rq.key, rng); err != nil {
+			return err
+		}
+		defer body.Close()
+	}
+	applyOverrides(h, r)
+	h.Set("Content-Length", strconv.FormatInt(sel.length(), 10))
+	status := http.StatusOK
+	if sel.partial {
+		h.Set("Content-Range", sel.contentRange(layout.Size()))
+		status = http.StatusPartialContent
+	}
+	if sel.length() == 0 {
+		w.WriteHeader(status)
+		return nil
+	}
+	plain, err := env.DecryptReader(body, plan)
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(status)
+	n, err := io.Copy(w, plain)
+	rq.bytesOut += n
+	if err != nil {
+		s.cryptoErrorFrom(err)
+		return err
+	}
+	if n != sel.length() {
+		return fmt.Errorf("object %s/%s: sent %d of %d bytes", rq.bucket, rq.key, n, sel.length())
+	}
+	return nil
+}
+
+func (s *Server) cryptoErrorFrom(err error) {
+	if errors.Is(err, envelope.ErrAuthentication) {
+		s.cryptoError("package")
+	}
+}
+
+// checkVersionID accepts versionId=null, the one version of every object
+// in a bucket without versioning.
+func checkVersionID(r *http.Request) error {
+	if v, ok := r.URL.Query()["versionId"]; ok && (len(v) != 1 || v[0] != "null") {
+		return s3Error("NoSuchVersion")
+	}
+	return nil
+}
+
+func (s *Server) deleteObject(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) error {
+	if err := checkVersionID(r); err != nil {
+		return err
+	}
+	if err := s.removeObject(ctx, rq.tenant(), rq.bucket, rq.key); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// removeObject deletes an object and its manifest, if any.
+func (s *Server) removeObject(ctx context.Context, tenant keystore.ID, bucket, key string) error {
+	if err := s.backend.Delete(ctx, bucket, key); err != nil {
+		return err
+	}
+	return s.store.DeleteManifest(ctx, tenant, bucket, key)
+}
+
+// maxDeleteKeys is S3's limit of keys in one DeleteObjects request.
+const maxDeleteKeys = 1000
+
+func (s *Server) deleteObjects(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) error {
+	var req deleteRequest
+	if err := readXML(rq.body, &req); err != nil {
+		return err
+	}
+	if len(req.Objects) == 0 || len(req.Objects) > maxDeleteKeys {
+		return s3Error("MalformedXML")
+	}
+	res := deleteResult{Xmlns: s3Namespace}
+	for _, o := range req.Objects {
+		var err error
+		switch {
+		case o.VersionID != "" && o.VersionID != "null":
+			err = s3Error("NoSuchVersion")
+		case o.Key == "" || len(o.Key) > 1024:
+			err = s3Error("KeyTooLongError")
+		default:
+			err = s.removeObject(ctx, rq.tenant(), rq.bucket, o.Key)
+		}
+		if err != nil {
+			api := toAPIError(err)
+			res.Errors = append(res.Errors, deleteError{Key: o.Key, Code: api.Code, Message: api.Message})
+			continue
+		}
+		if !req.Quiet {
+			res.Deleted = append(res.Deleted, deletedObject{Key: o.Key, VersionID: o.VersionID})
+		}
+	}
+	return writeXML(w, res)
+}
+
+// plaintextSizes returns the plaintext sizes of a listing's objects: from
+// the manifest for multipart objects (one batch read of the local keystore
+// for the whole page; a manifest counts only if it names the listed ETag,
+// so one left behind by an overwrite is ignored), else from the ciphertext
+// size formula.
+func (s *Server) plaintextSizes(ctx context.Context, bucket string, objs []backend.ObjectInfo) ([]int64, error) {
+	keys := make([]string, len(objs))
+	for i, o := range objs {
+		keys[i] = o.Key
+	}
+	manifests, err := s.store.Manifests(ctx, bucket, keys)
+	if err != nil {
+		return nil, err
+	}
+	sizes := make([]int64, len(objs))
+	for i, o := range objs {
+		if m, ok := manifests[o.Key]; ok && m.ETag == o.ETag {
+			if sizes[i], err = envelope.ManifestSize(m.Data); err == nil {
+				continue
+			}
+		}
+		if sizes[i], err = envelope.PlaintextSize(o.Size); err != nil {
+			s.log.Warn("listed object has no valid ciphertext size", "bucket", bucket, "size", o.Size)
+			sizes[i] = 0
+		}
+	}
+	return sizes, nil
+}
+
+// countingReader counts the bytes read through it into *n.
+type countingReader struct {
+	r io.Reader
+	n *int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	*c.n += int64(n)
+	return n, err
+}
