@@ -87,6 +87,52 @@ else
 	step "boto3 not installed: skipped"
 fi
 
+ak=$(awk '/aws_access_key_id/ {print $3}' "$AWS_SHARED_CREDENTIALS_FILE")
+sk=$(awk '/aws_secret_access_key/ {print $3}' "$AWS_SHARED_CREDENTIALS_FILE")
+hostport=${ENDPOINT#http://}
+
+if command -v rclone >/dev/null 2>&1; then
+	step "rclone copy, check and copy back (server_side_encryption = aws:kms)"
+	cat >"$work/rclone.conf" <<CONF
+[tresor]
+type = s3
+provider = Other
+access_key_id = $ak
+secret_access_key = $sk
+endpoint = $ENDPOINT
+region = us-east-1
+server_side_encryption = aws:kms
+CONF
+	# rclone's SDK refuses a custom CA bundle with its own transport.
+	rc() { env -u AWS_CA_BUNDLE rclone --config "$work/rclone.conf" "$@"; }
+	rc copy "$work/tree" tresor:cli-bucket/rclone
+	rc check "$work/tree" tresor:cli-bucket/rclone
+	rc copy tresor:cli-bucket/rclone "$work/rclone-back"
+	diff -r "$work/tree" "$work/rclone-back" || fail "rclone round trip differs"
+else
+	step "rclone not installed: skipped"
+fi
+
+if command -v s3cmd >/dev/null 2>&1; then
+	step "s3cmd put, ls and get"
+	cat >"$work/s3cfg" <<CONF
+[default]
+access_key = $ak
+secret_key = $sk
+host_base = $hostport
+host_bucket = $hostport
+use_https = False
+signature_v2 = False
+bucket_location = us-east-1
+CONF
+	s3cmd -c "$work/s3cfg" --quiet put "$work/big.bin" s3://cli-bucket/s3cmd/big.bin
+	s3cmd -c "$work/s3cfg" ls s3://cli-bucket/s3cmd/ | grep -q " $(stat -c %s "$work/big.bin") " || fail "s3cmd ls size"
+	s3cmd -c "$work/s3cfg" --quiet get s3://cli-bucket/s3cmd/big.bin "$work/s3cmd.back"
+	cmp "$work/big.bin" "$work/s3cmd.back" || fail "s3cmd round trip differs"
+else
+	step "s3cmd not installed: skipped"
+fi
+
 step "the marker is nowhere under the data directory"
 if grep -rqa -- "$marker" "$DATA_DIR"; then
 	grep -rla -- "$marker" "$DATA_DIR" >&2
