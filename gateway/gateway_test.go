@@ -42,7 +42,7 @@ type testGateway struct {
 // backends are the backends every end-to-end test runs against.
 var backends = []string{"fs", "s3"}
 
-func newTestBackend(t *testing.T, kind string) (backend.Backend, string) {
+func newTestBackend(t testing.TB, kind string) (backend.Backend, string) {
 	t.Helper()
 	switch kind {
 	case "fs":
@@ -59,7 +59,7 @@ func newTestBackend(t *testing.T, kind string) (backend.Backend, string) {
 	return nil, ""
 }
 
-func newTestGateway(t *testing.T, kind string, useTLS bool, configure ...func(*Config)) *testGateway {
+func newTestGateway(t testing.TB, kind string, useTLS bool, configure ...func(*Config)) *testGateway {
 	t.Helper()
 	ctx := context.Background()
 	store := keystore.OpenTest(t)

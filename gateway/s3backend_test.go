@@ -14,7 +14,7 @@ import (
 // newS3TestBackend is the s3 backend against gofakes3 (in memory, behind
 // httptest), which checks no signatures: the backend client is configured
 // to send plain bodies, as DESIGN.md trap 9 says.
-func newS3TestBackend(t *testing.T) backend.Backend {
+func newS3TestBackend(t testing.TB) backend.Backend {
 	t.Helper()
 	mem := s3mem.New()
 	if err := mem.CreateBucket("tresor-backend"); err != nil {
