@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/minio/minio-go/v7"
 	miniocreds "github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // s3ErrorCode reads the Code of an S3 XML error document.
@@ -398,5 +399,81 @@ func TestGateway_UnknownSubresourceIsNotAWrite(t *testing.T) {
 	got, _ := getAll(t, c, "sub", "k", "")
 	if !bytes.Equal(got, body) {
 		t.Errorf("the object changed: %q", got)
+	}
+}
+
+// TestGateway_BadDigestCommitsNothing sends bodies whose Content-MD5 or
+// x-amz-checksum-crc32 does not match: the PUT fails with BadDigest and the
+// object stored before is untouched.
+func TestGateway_BadDigestCommitsNothing(t *testing.T) {
+	for _, kind := range backends {
+		t.Run(kind, func(t *testing.T) {
+			g := newTestGateway(t, kind, false)
+			ctx := context.Background()
+			c := g.client()
+			mustCreateBucket(t, c, "digest")
+			if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("digest"), Key: aws.String("k"), Body: strings.NewReader("original")}); err != nil {
+				t.Fatal(err)
+			}
+			_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("digest"), Key: aws.String("k"), Body: strings.NewReader("replacement"),
+				ContentMD5: aws.String("1B2M2Y8AsgTpgAmY7PhCfg==")}) // MD5 of ""
+			if apiCode(err) != "BadDigest" {
+				t.Errorf("wrong Content-MD5: %v, want BadDigest", err)
+			}
+			_, err = c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("digest"), Key: aws.String("k"), Body: strings.NewReader("replacement"),
+				ChecksumCRC32: aws.String("AAAAAA==")})
+			if apiCode(err) != "BadDigest" {
+				t.Errorf("wrong x-amz-checksum-crc32: %v, want BadDigest", err)
+			}
+			got, _ := getAll(t, c, "digest", "k", "")
+			if string(got) != "original" {
+				t.Errorf("object is %q after failed PUTs, want the original", got)
+			}
+		})
+	}
+}
+
+// TestGateway_MetricsCarryNoPersonalData checks that requests are counted
+// and that no label value names a bucket, key, tenant or access key.
+func TestGateway_MetricsCarryNoPersonalData(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	g := newTestGateway(t, "fs", false, func(c *Config) { c.Metrics = NewMetrics(reg) })
+	ctx := context.Background()
+	c := g.client()
+	mustCreateBucket(t, c, "personal-bucket")
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("personal-bucket"), Key: aws.String("personal-key"), Body: strings.NewReader("x")}); err != nil {
+		t.Fatal(err)
+	}
+	getAll(t, c, "personal-bucket", "personal-key", "")
+	_, _ = c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("personal-bucket"), Key: aws.String("missing")})
+
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var puts, notFound float64
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+				for _, secret := range []string{"personal", g.creds.AccessKeyID, g.creds.Tenant.String(), "127.0.0.1"} {
+					if strings.Contains(l.GetValue(), secret) {
+						t.Errorf("metric %s label %s=%q carries %q", f.GetName(), l.GetName(), l.GetValue(), secret)
+					}
+				}
+			}
+			if f.GetName() == "tresor_s3_requests_total" {
+				if labels["operation"] == "PutObject" && labels["status"] == "200" {
+					puts += m.GetCounter().GetValue()
+				}
+				if labels["operation"] == "GetObject" && labels["status"] == "404" {
+					notFound += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if puts != 1 || notFound != 1 {
+		t.Errorf("counted %v PutObject 200 and %v GetObject 404, want 1 and 1", puts, notFound)
 	}
 }
