@@ -2,15 +2,24 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 // buildTresor builds the tresor binary once per test binary run.
@@ -37,6 +46,7 @@ func freePort(t *testing.T) string {
 // serveProcess is a running `tresor serve`.
 type serveProcess struct {
 	cmd     *exec.Cmd
+	exited  bool // the test waited for it already
 	dataDir string
 	s3      string // http://host:port
 	admin   string
@@ -62,6 +72,9 @@ func startServe(t *testing.T, bin, dataDir string, extra ...string) *serveProces
 	}
 	p := &serveProcess{cmd: cmd, dataDir: dataDir, s3: "http://" + s3, admin: "http://" + admin, stdout: &stdout}
 	t.Cleanup(func() {
+		if p.exited {
+			return
+		}
 		_ = cmd.Process.Signal(os.Interrupt)
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
@@ -164,4 +177,111 @@ func TestServe_RealClients(t *testing.T) {
 	if !strings.Contains(string(out), "real clients: all steps passed") {
 		t.Fatal("real-client script did not reach its end")
 	}
+}
+
+// TestServe_DrainsOnShutdown sends SIGTERM while an upload is still
+// streaming: the server stops accepting connections but lets the upload
+// finish, stores the object, and exits cleanly.
+func TestServe_DrainsOnShutdown(t *testing.T) {
+	bin := buildTresor(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	p := startServe(t, bin, dir)
+	ctx := context.Background()
+	c := s3Client(t, p)
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("drain")}); err != nil {
+		t.Fatal(err)
+	}
+	body := bytes.Repeat([]byte("d"), 1<<20)
+	g := &gatedReader{reached: make(chan struct{}), release: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		// The body stops half way until the server is shutting down.
+		r := io.MultiReader(bytes.NewReader(body[:1<<19]), g, bytes.NewReader(body[1<<19:]))
+		// A body that cannot be rewound goes out unsigned (UNSIGNED-PAYLOAD).
+		_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("drain"), Key: aws.String("k"),
+			Body: r, ContentLength: aws.Int64(int64(len(body)))},
+			s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware),
+			func(o *s3.Options) { o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired })
+		done <- err
+	}()
+	<-g.reached
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// Shutdown has begun once the listener refuses new connections.
+	addr := strings.TrimPrefix(p.s3, "http://")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			break
+		}
+		conn.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the listener still accepts connections 30s after SIGTERM")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(g.release)
+	if err := <-done; err != nil {
+		t.Fatalf("in-flight upload during shutdown: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- p.cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("serve exited with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not exit after draining")
+	}
+	p.exited = true
+
+	// The object is there after a restart.
+	p2 := startServe(t, bin, dir)
+	out, err := s3Client(t, p2).GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("drain"), Key: aws.String("k")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(out.Body)
+	out.Body.Close()
+	if !bytes.Equal(got, body) {
+		t.Errorf("stored object differs (%d bytes)", len(got))
+	}
+}
+
+// gatedReader signals reached on its first Read and then blocks until
+// release is closed; it yields no bytes.
+type gatedReader struct {
+	once             sync.Once
+	reached, release chan struct{}
+}
+
+func (g *gatedReader) Read(p []byte) (int, error) {
+	g.once.Do(func() { close(g.reached) })
+	<-g.release
+	return 0, io.EOF
+}
+
+// s3Client is an aws-sdk-go-v2 client with the credentials serve wrote.
+func s3Client(t *testing.T, p *serveProcess) *s3.Client {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(p.dataDir, "credentials"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id, secret string
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "aws_access_key_id = "); ok {
+			id = v
+		}
+		if v, ok := strings.CutPrefix(line, "aws_secret_access_key = "); ok {
+			secret = v
+		}
+	}
+	return s3.New(s3.Options{
+		BaseEndpoint: aws.String(p.s3), Region: "us-east-1", UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(id, secret, ""),
+	})
 }
