@@ -51,6 +51,7 @@ func newTestBackend(t testing.TB, kind string) (backend.Backend, string) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { be.Close() })
 		return be, dir
 	case "s3":
 		return newS3TestBackend(t), ""

@@ -9,7 +9,9 @@
 //
 // Two implementations live beside this file: FS (fs.go), the embedded default
 // that keeps objects as files under one directory, and S3 (s3.go), which
-// stores them in one bucket of any S3-compatible service.
+// stores them in one bucket of any S3-compatible service. Both pass the
+// conformance suite in backendtest, which any new implementation (or
+// wrapper) should run too.
 package backend
 
 import (

@@ -64,6 +64,10 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); retur
 // and removes what a crash may have left behind: temp files and uploads
 // whose creation never completed. Close releases it.
 func NewFS(dir string) (*FS, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("backend: data directory: %w", err)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("backend: create data directory: %w", err)
 	}
@@ -147,9 +151,11 @@ func (f *FS) Put(ctx context.Context, bucket, key string, r io.Reader, size int6
 	if size < 0 {
 		return ObjectInfo{}, fmt.Errorf("%w: negative size %d", ErrIncompleteBody, size)
 	}
+	// Preconditions are evaluated under the key's lock just before the
+	// rename, so they are atomic with the write; a first check here only
+	// spares streaming a body that would be refused anyway.
 	conditional := opts.IfMatch != "" || opts.IfNoneMatch != ""
 	if conditional {
-		// Fail fast before streaming; checked again under the lock.
 		if err := f.precondition(rel, opts); err != nil {
 			return ObjectInfo{}, err
 		}

@@ -115,13 +115,13 @@ func (w *fsWalk) dir(rel, at string) (done bool, err error) {
 // S3's delimiter, After and MaxKeys semantics.
 type pager struct {
 	prefix, delim, after string
-	max, n               int
+	limit, n             int
 	page                 ListPage
 	last                 string
 }
 
 func newPager(opts ListOptions) *pager {
-	return &pager{prefix: opts.Prefix, delim: opts.Delimiter, after: opts.After, max: pageSize(opts)}
+	return &pager{prefix: opts.Prefix, delim: opts.Delimiter, after: opts.After, limit: pageSize(opts)}
 }
 
 // add offers key (> After, with the prefix). load fetches its info if it is
@@ -147,7 +147,7 @@ func (p *pager) add(key string, load func() (ObjectInfo, error)) (skip string, d
 			return "", true, err
 		}
 	}
-	if p.n == p.max {
+	if p.n == p.limit {
 		p.page.Truncated = true
 		p.page.NextAfter = p.last
 		return "", true, nil

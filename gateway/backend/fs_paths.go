@@ -20,7 +20,7 @@ import (
 // hex), so a component is never "." or "..", never holds "/" or NUL, and is
 // the same on case-insensitive or Unicode-normalising file systems. So
 // "a/b" is da/ob, "a" beside it is oa, "a/" is da/o, "/abs" is d/oabs,
-// "../x" is d../ox and "%2F.." is o%252F.. — every key has exactly one path
+// "../x" is d../ox and "%2F.." is o%252%46.. — every key has exactly one path
 // inside its bucket directory and every canonical path decodes to exactly
 // one key, so keys neither escape nor collide.
 //

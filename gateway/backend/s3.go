@@ -234,6 +234,8 @@ func (b *S3) Put(ctx context.Context, bucket, key string, r io.Reader, size int6
 	if err != nil {
 		return ObjectInfo{}, bodyError("put", body, err)
 	}
+	// PutObject's response has no Last-Modified; the local clock is close
+	// enough for a value that Head and List report authoritatively.
 	return ObjectInfo{
 		Key:          key,
 		Size:         size,
@@ -386,11 +388,11 @@ func (b *S3) List(ctx context.Context, bucket string, opts ListOptions) (ListPag
 		return ListPage{}, err
 	}
 	base := b.prefix + bucket + "/"
-	max := pageSize(opts)
+	limit := pageSize(opts)
 	in := &s3.ListObjectsV2Input{
 		Bucket:       &b.bucket,
 		Prefix:       aws.String(base + opts.Prefix),
-		MaxKeys:      aws.Int32(int32(max) + 1),
+		MaxKeys:      aws.Int32(int32(limit) + 1),
 		EncodingType: types.EncodingTypeUrl,
 	}
 	if opts.Delimiter != "" {
@@ -405,7 +407,7 @@ func (b *S3) List(ctx context.Context, bucket string, opts ListOptions) (ListPag
 		info   ObjectInfo
 	}
 	var items []item
-	for len(items) <= max {
+	for len(items) <= limit {
 		out, err := b.client.ListObjectsV2(ctx, in)
 		if err != nil {
 			return ListPage{}, s3Error("list", err)
@@ -461,10 +463,10 @@ func (b *S3) List(ctx context.Context, bucket string, opts ListOptions) (ListPag
 		in.ContinuationToken = out.NextContinuationToken
 	}
 	var page ListPage
-	if len(items) > max {
-		items = items[:max]
+	if len(items) > limit {
+		items = items[:limit]
 		page.Truncated = true
-		page.NextAfter = items[max-1].key
+		page.NextAfter = items[limit-1].key
 	}
 	for _, it := range items {
 		if it.prefix {

@@ -1,8 +1,14 @@
 package backend_test
 
 import (
+	"bytes"
+	"encoding/pem"
+	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -19,7 +25,9 @@ import (
 // streaming signatures or a body without an exact Content-Length: gofakes3
 // would store such framing as data (DESIGN.md trap 9), and a real service
 // must receive plain bodies too.
-func newS3(t *testing.T, prefix string) *backend.S3 {
+func newS3(t *testing.T, prefix string) *backend.S3 { return newS3With(t, prefix, false) }
+
+func newS3With(t *testing.T, prefix string, useTLS bool) *backend.S3 {
 	t.Helper()
 	mem := s3mem.New()
 	faker := gofakes3.New(mem, gofakes3.WithAutoBucket(false))
@@ -28,7 +36,7 @@ func newS3(t *testing.T, prefix string) *backend.S3 {
 	}
 	var bad atomic.Value
 	handler := faker.Server()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case strings.Contains(r.Header.Get("Content-Encoding"), "aws-chunked"):
 			bad.Store("Content-Encoding: aws-chunked")
@@ -41,6 +49,11 @@ func newS3(t *testing.T, prefix string) *backend.S3 {
 		}
 		handler.ServeHTTP(w, r)
 	}))
+	if useTLS {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
 	t.Cleanup(func() {
 		srv.Close()
 		if v := bad.Load(); v != nil {
@@ -53,7 +66,13 @@ func newS3(t *testing.T, prefix string) *backend.S3 {
 	cfg.Prefix = prefix
 	cfg.PathStyle = true
 	cfg.AccessKeyID, cfg.SecretAccessKey = "test", "test"
-	cfg.MaxAttempts = 1
+	if useTLS {
+		cfg.CAFile = filepath.Join(t.TempDir(), "ca.pem")
+		cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+		if err := os.WriteFile(cfg.CAFile, cert, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	b, err := backend.NewS3(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -79,11 +98,11 @@ func TestS3_KeyLengthIncludesPrefix(t *testing.T) {
 		t.Fatalf("Put of a key filling the limit: %v", err)
 	}
 	_, err := b.Put(t.Context(), "bkt", ok+"k", strings.NewReader("x"), 1, backend.PutOptions{})
-	if !errorsIs(err, backend.ErrInvalidKey) {
+	if !errors.Is(err, backend.ErrInvalidKey) {
 		t.Fatalf("Put of a key one byte over: %v, want ErrInvalidKey", err)
 	}
 	_, err = b.Put(t.Context(), "bkt", "nul\x00", strings.NewReader("x"), 1, backend.PutOptions{})
-	if !errorsIs(err, backend.ErrInvalidKey) {
+	if !errors.Is(err, backend.ErrInvalidKey) {
 		t.Fatalf("Put of a key with NUL: %v, want ErrInvalidKey", err)
 	}
 }
@@ -105,6 +124,43 @@ func TestS3Config_Validate(t *testing.T) {
 		mutate(&cfg)
 		if err := cfg.Validate(); err == nil {
 			t.Errorf("%s: Validate accepted it", name)
+		}
+	}
+}
+
+// TestS3_TLS runs uploads over HTTPS, where the SDK would otherwise switch
+// to aws-chunked bodies with trailing checksums, trusting the test server
+// through CAFile.
+func TestS3_TLS(t *testing.T) {
+	b := newS3With(t, "", true)
+	body := bytes.Repeat([]byte("tresor"), 100_000)
+	if _, err := b.Put(t.Context(), "bkt", "k", bytes.NewReader(body), int64(len(body)), backend.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := b.Put(t.Context(), "bkt", "k", bytes.NewReader(body), int64(len(body))-1, backend.PutOptions{})
+	if !errors.Is(err, backend.ErrIncompleteBody) {
+		t.Fatalf("long body over TLS: %v, want ErrIncompleteBody", err)
+	}
+	id, err := b.CreateMultipart(t.Context(), "bkt", "mp", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := b.UploadPart(t.Context(), "bkt", "mp", id, 1, io.MultiReader(bytes.NewReader(body)), int64(len(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.CompleteMultipart(t.Context(), "bkt", "mp", id, []backend.Part{p}); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"k", "mp"} {
+		rc, _, err := b.Get(t.Context(), "bkt", k, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(rc)
+		rc.Close()
+		if !bytes.Equal(got, body) {
+			t.Fatalf("%s: read back %d bytes, want %d", k, len(got), len(body))
 		}
 	}
 }

@@ -42,6 +42,7 @@ func RunConformance(t *testing.T, h Harness) {
 		{"PutGetHeadDelete", testPutGetHeadDelete},
 		{"Overwrite", testOverwrite},
 		{"OverwriteReplacesMetadata", testOverwriteMetadata},
+		{"ReadDuringOverwrite", testReadDuringOverwrite},
 		{"Ranges", testRanges},
 		{"MetadataRoundTrip", testMetadata},
 		{"EmptyObject", testEmpty},
@@ -173,6 +174,33 @@ func testOverwriteMetadata(t *testing.T, b backend.Backend) {
 	_, info := get(t, b, "k", nil)
 	if want := (backend.Metadata{"two": "2", "both": "b"}); !sameMeta(info.Metadata, want) {
 		t.Fatalf("metadata after overwrite = %v, want %v (old keys must go)", info.Metadata, want)
+	}
+}
+
+// testReadDuringOverwrite checks that a reader that has started keeps
+// reading the version it opened, whole, while the key is replaced.
+func testReadDuringOverwrite(t *testing.T, b backend.Backend) {
+	old := data(5, 1<<20)
+	put(t, b, "k", old, nil)
+	rc, _, err := b.Get(ctx(t), bucket, "k", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	head := make([]byte, 100)
+	if _, err := io.ReadFull(rc, head); err != nil {
+		t.Fatal(err)
+	}
+	put(t, b, "k", data(6, 1<<19), nil)
+	if err := b.Delete(ctx(t), bucket, "k"); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(append(head, rest...), old) {
+		t.Fatal("a reader saw bytes of the object that replaced the one it opened")
 	}
 }
 
@@ -324,9 +352,9 @@ func listKeys() []string {
 // byte order) must return for opts: the reference the List checks compare
 // against.
 func ExpectedPage(keys []string, opts backend.ListOptions) backend.ListPage {
-	max := opts.MaxKeys
-	if max <= 0 || max > 1000 {
-		max = 1000
+	limit := opts.MaxKeys
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
 	}
 	var page backend.ListPage
 	var items []string
@@ -347,10 +375,10 @@ func ExpectedPage(keys []string, opts backend.ListOptions) backend.ListPage {
 		items = append(items, item)
 		isPrefix = append(isPrefix, cp)
 	}
-	if len(items) > max {
-		items, isPrefix = items[:max], isPrefix[:max]
+	if len(items) > limit {
+		items, isPrefix = items[:limit], isPrefix[:limit]
 		page.Truncated = true
-		page.NextAfter = items[max-1]
+		page.NextAfter = items[limit-1]
 	}
 	for i, it := range items {
 		if isPrefix[i] {
