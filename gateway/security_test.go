@@ -73,6 +73,9 @@ func TestGateway_RejectsBadAuthentication(t *testing.T) {
 		if code := s3ErrorCode(t, resp); resp.StatusCode != http.StatusForbidden || code != "AccessDenied" {
 			t.Errorf("anonymous GET: %d %s, want 403 AccessDenied", resp.StatusCode, code)
 		}
+		if resp.Header.Get("x-amz-request-id") == "" {
+			t.Error("error response without x-amz-request-id")
+		}
 	})
 
 	presign := func(t *testing.T, method, path string, signed time.Time, expires time.Duration) string {
