@@ -58,7 +58,25 @@ type serveProcess struct {
 	dataDir string
 	s3      string // http://host:port
 	admin   string
-	stdout  *strings.Builder
+	stdout  *syncBuffer
+}
+
+// syncBuffer is a bytes.Buffer safe to read while the process writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // startServe starts `tresor serve` on free loopback ports and waits until
@@ -68,7 +86,7 @@ func startServe(t *testing.T, bin, dataDir string, extra ...string) *serveProces
 	s3, admin := freePort(t), freePort(t)
 	args := append([]string{"serve", "--data-dir", dataDir, "--listen", s3, "--admin-listen", admin, "--log-level", "warn"}, extra...)
 	cmd := exec.Command(bin, args...)
-	var stdout strings.Builder
+	var stdout syncBuffer
 	cmd.Stdout = &stdout
 	stderr, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
 	if err != nil {
