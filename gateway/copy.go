@@ -78,7 +78,7 @@ func (s *Server) copyObject(ctx context.Context, w http.ResponseWriter, r *http.
 	if directive != "" && directive != "COPY" && directive != "REPLACE" {
 		return s3Error("InvalidArgument", "Unknown metadata directive.")
 	}
-	src, info, env, layout, err := s.source(ctx, r, rq)
+	src, info, env, _, err := s.source(ctx, r, rq)
 	if err != nil {
 		return err
 	}
@@ -117,10 +117,9 @@ func (s *Server) copyObject(ctx context.Context, w http.ResponseWriter, r *http.
 		if err != nil {
 			return err
 		}
-	} else if err := s.store.DeleteManifest(ctx, rq.tenant(), rq.bucket, rq.key); err != nil {
-		s.log.Warn("stale manifest not deleted", "request_id", rq.id, "error", err)
+	} else {
+		s.dropManifest(ctx, rq)
 	}
-	_ = layout
 	sseHeaders(w.Header(), rq.tenant())
 	return writeXML(w, copyObjectResult{Xmlns: s3Namespace, LastModified: s3Time(out.LastModified), ETag: out.ETag})
 }

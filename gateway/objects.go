@@ -93,10 +93,7 @@ func (s *Server) putObject(ctx context.Context, w http.ResponseWriter, r *http.R
 	if err != nil {
 		return err
 	}
-	// A multipart object this PUT replaced leaves its manifest behind.
-	if err := s.store.DeleteManifest(ctx, rq.tenant(), rq.bucket, rq.key); err != nil {
-		s.log.Warn("stale manifest not deleted", "request_id", rq.id, "error", err)
-	}
+	s.dropManifest(ctx, rq)
 	h := w.Header()
 	h.Set("ETag", info.ETag)
 	sseHeaders(h, rq.tenant())
@@ -295,7 +292,30 @@ func (s *Server) removeObject(ctx context.Context, tenant keystore.ID, bucket, k
 	if err := s.backend.Delete(ctx, bucket, key); err != nil {
 		return err
 	}
+	if !s.hasManifest(ctx, bucket, key) {
+		return nil
+	}
 	return s.store.DeleteManifest(ctx, tenant, bucket, key)
+}
+
+// hasManifest reports whether bucket/key has a manifest, from the local
+// keystore replica, so that single-part writes and deletes cost no
+// keystore write. On a read error it answers true: deleting is safe.
+func (s *Server) hasManifest(ctx context.Context, bucket, key string) bool {
+	_, err := s.store.Manifest(ctx, bucket, key)
+	return !errors.Is(err, keystore.ErrNotFound)
+}
+
+// dropManifest deletes the manifest a multipart object that a single-part
+// write replaced left behind. A failure is logged, not returned: the write
+// succeeded, and LIST ignores a manifest whose ETag is not the object's.
+func (s *Server) dropManifest(ctx context.Context, rq *request) {
+	if !s.hasManifest(ctx, rq.bucket, rq.key) {
+		return
+	}
+	if err := s.store.DeleteManifest(context.WithoutCancel(ctx), rq.tenant(), rq.bucket, rq.key); err != nil {
+		s.log.Warn("stale manifest not deleted", "request_id", rq.id, "error", err)
+	}
 }
 
 // maxDeleteKeys is S3's limit of keys in one DeleteObjects request.

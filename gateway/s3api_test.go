@@ -430,3 +430,48 @@ func TestGateway_MultipartSurvivesRestart(t *testing.T) {
 		t.Error("object differs after restart")
 	}
 }
+
+// TestGateway_OverwriteMultipartWithSinglePart checks that a single PUT over
+// a multipart object drops its manifest, and that listing and reading show
+// the new object.
+func TestGateway_OverwriteMultipartWithSinglePart(t *testing.T) {
+	g := newTestGateway(t, "fs", false)
+	ctx := context.Background()
+	c := g.client()
+	mustCreateBucket(t, c, "over")
+	mp, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("over"), Key: aws.String("k")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("over"), Key: aws.String("k"), UploadId: mp.UploadId, PartNumber: aws.Int32(1), Body: strings.NewReader("multipart")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("over"), Key: aws.String("k"), UploadId: mp.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: p1.ETag}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.store.Manifest(ctx, "over", "k"); err != nil {
+		t.Fatalf("no manifest after completion: %v", err)
+	}
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("over"), Key: aws.String("k"), Body: strings.NewReader("single, longer")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.store.Manifest(ctx, "over", "k"); !errors.Is(err, keystore.ErrNotFound) {
+		t.Errorf("manifest after single-part overwrite: %v, want ErrNotFound", err)
+	}
+	got, _ := getAll(t, c, "over", "k", "")
+	if string(got) != "single, longer" {
+		t.Errorf("GET %q", got)
+	}
+	list, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("over")})
+	if err != nil || len(list.Contents) != 1 || aws.ToInt64(list.Contents[0].Size) != int64(len("single, longer")) {
+		t.Errorf("listing after overwrite: %v %+v", err, list)
+	}
+	if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("over"), Key: aws.String("k")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String("over")}); err != nil {
+		t.Errorf("DeleteBucket after deleting everything: %v", err)
+	}
+}
