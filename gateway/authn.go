@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/tresor-gw/tresor/auth"
@@ -14,8 +15,22 @@ import (
 // authenticate verifies the request's signature from its headers, before
 // any byte of the body is read, and fills in the caller and the verified
 // body.
+//
+// Failed signatures are rate limited per source address and per access key
+// (auth.Limiter): while either is over its budget, requests are answered
+// SlowDown before their signature is computed, so guessing a secret gets
+// no answer, and other keys and addresses are not slowed.
 func (s *Server) authenticate(ctx context.Context, r *http.Request, rq *request) error {
+	addr := remoteAddr(r)
+	claimed := auth.ClaimedAccessKeyID(r)
+	if ok, wait := s.limiter.Allow(addr, claimed); !ok {
+		rq.retryAfter = wait
+		return s3Error("SlowDown", "Too many failed authentications; retry later.")
+	}
 	res, err := s.verifier.Verify(ctx, r)
+	if errors.Is(err, auth.ErrSignatureDoesNotMatch) || errors.Is(err, auth.ErrInvalidAccessKeyID) {
+		s.limiter.Failure(addr, claimed)
+	}
 	if err != nil {
 		return err
 	}
@@ -25,6 +40,16 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, rq *request)
 	rq.body = res.Body
 	rq.length = res.DecodedLength
 	return nil
+}
+
+// remoteAddr is the request's peer address (unmapped, without the port),
+// or the zero Addr if it cannot be read.
+func remoteAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
 }
 
 // echoChecksums sets the x-amz-checksum-* digests the client sent or asked

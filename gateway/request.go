@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	"github.com/tresor-gw/tresor/auth"
 	"github.com/tresor-gw/tresor/keystore"
@@ -28,6 +29,8 @@ type request struct {
 	length int64
 
 	bytesIn, bytesOut int64
+	// retryAfter, if set, is sent as Retry-After with a SlowDown.
+	retryAfter time.Duration
 }
 
 // tenant is the caller's tenant.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/tresor-gw/tresor/auth"
@@ -27,6 +28,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics, if set, receives the request and backend metrics.
 	Metrics *Metrics
+	// Limiter rate-limits failed authentications; nil means one with
+	// auth.DefaultLimiterConfig.
+	Limiter *auth.Limiter
 }
 
 // DefaultConfig returns a Config for region us-east-1 with path-style
@@ -53,6 +57,7 @@ type Server struct {
 	backend  backend.Backend
 	store    *keystore.Store
 	verifier *auth.Verifier
+	limiter  *auth.Limiter
 }
 
 // New returns a Server over the given parts.
@@ -62,7 +67,10 @@ func New(cfg Config, be backend.Backend, store *keystore.Store, verifier *auth.V
 	}
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics, router: Router{Domains: cfg.Domains},
-		backend: be, store: store, verifier: verifier,
+		backend: be, store: store, verifier: verifier, limiter: cfg.Limiter,
+	}
+	if s.limiter == nil {
+		s.limiter = auth.NewLimiter(auth.DefaultLimiterConfig())
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -137,6 +145,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// truncated response rather than wrong or missing bytes.
 			s.logRequest(r, rq, rw, start, err)
 			panic(http.ErrAbortHandler)
+		}
+		if rq.retryAfter > 0 {
+			rw.Header().Set("Retry-After", strconv.Itoa(int(rq.retryAfter.Seconds())+1))
 		}
 		if api == errNotModified {
 			rw.WriteHeader(http.StatusNotModified)
