@@ -41,16 +41,17 @@ type LimiterConfig struct {
 	Clock func() time.Time
 }
 
-// DefaultLimiterConfig allows 10 failures at once per address and per
-// address-key pair and one more every 6 s; 50 at once per key from all
-// addresses together, one more every 2 s. At that rate a 40-character
-// secret (238 bits) is not guessable; the figures only keep load and log
-// noise down.
+// DefaultLimiterConfig allows 10 failures at once per address-key pair and
+// one more every 6 s; 50 at once per key from all addresses together, one
+// more every 2 s; and 100 per address over all keys, two more a second,
+// generous because many users may share an address behind a NAT. At these
+// rates a 40-character secret (238 bits) is not guessable; the figures
+// keep load and log noise down.
 func DefaultLimiterConfig() LimiterConfig {
 	return LimiterConfig{
-		AddrBurst: 10, AddrRate: 1.0 / 6,
 		PairBurst: 10, PairRate: 1.0 / 6,
 		KeyBurst: 50, KeyRate: 0.5,
+		AddrBurst: 100, AddrRate: 2,
 		MaxEntries: 100_000,
 	}
 }

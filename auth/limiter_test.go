@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -17,9 +18,9 @@ func TestLimiter_BurstThenRefill(t *testing.T) {
 	cfg.Clock = clk.now
 	l := NewLimiter(cfg)
 	attacker := netip.MustParseAddr("198.51.100.7")
-	for i := range cfg.AddrBurst {
+	for i := range cfg.PairBurst {
 		if ok, _ := l.Allow(attacker, "TRSRVICTIM"); !ok {
-			t.Fatalf("refused after %d failures, burst is %d", i, cfg.AddrBurst)
+			t.Fatalf("refused after %d failures, burst is %d", i, cfg.PairBurst)
 		}
 		l.Failure(attacker, "TRSRVICTIM")
 	}
@@ -27,14 +28,21 @@ func TestLimiter_BurstThenRefill(t *testing.T) {
 	if ok || wait <= 0 {
 		t.Fatalf("still allowed after the burst (wait %v)", wait)
 	}
-	// Another key from the same address is refused too: the address is out.
-	if ok, _ := l.Allow(attacker, "TRSROTHER"); ok {
-		t.Error("the attacking address may try another key")
+	// The same address may still try other keys, until its own budget is spent.
+	if ok, _ := l.Allow(attacker, "TRSROTHER"); !ok {
+		t.Error("one key's lockout blocks the whole address")
+	}
+	for i := range cfg.AddrBurst {
+		l.Failure(attacker, fmt.Sprintf("TRSRKEY%d", i))
+	}
+	if ok, _ := l.Allow(attacker, "TRSRFRESH"); ok {
+		t.Error("an address that failed with 100 keys may go on trying")
 	}
 	// Other addresses with other keys are untouched.
 	if ok, _ := l.Allow(netip.MustParseAddr("2001:db8::1"), "TRSRTENANTB"); !ok {
 		t.Error("an unrelated address and key are limited")
 	}
+	_, wait = l.Allow(attacker, "TRSRVICTIM")
 	clk.advance(wait)
 	if ok, _ := l.Allow(attacker, "TRSRVICTIM"); !ok {
 		t.Errorf("still refused after waiting the announced %v", wait)

@@ -107,8 +107,8 @@ func TestGateway_BruteForceIsRateLimited(t *testing.T) {
 			}
 		}
 	}
-	if denied != lcfg.AddrBurst || slowed != attempts-lcfg.AddrBurst {
-		t.Errorf("%d signatures were checked and %d slowed, want %d checked", denied, slowed, lcfg.AddrBurst)
+	if denied != lcfg.PairBurst || slowed != attempts-lcfg.PairBurst {
+		t.Errorf("%d signatures were checked and %d slowed, want %d checked", denied, slowed, lcfg.PairBurst)
 	}
 	// The right secret from the attacking address is not confirmed.
 	lucky := client("198.51.100.7", victim.AccessKeyID, victim.SecretAccessKey)

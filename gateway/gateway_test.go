@@ -62,9 +62,14 @@ func newTestBackend(t testing.TB, kind string) (backend.Backend, string) {
 
 func newTestGateway(t testing.TB, kind string, useTLS bool, configure ...func(*Config)) *testGateway {
 	t.Helper()
-	ctx := context.Background()
-	store := keystore.OpenTest(t)
-	creds, err := store.Bootstrap(ctx)
+	return newTestGatewayOn(t, keystore.OpenTest(t), kind, useTLS, configure...)
+}
+
+// newTestGatewayOn is newTestGateway over a given keystore, bootstrapped
+// here.
+func newTestGatewayOn(t testing.TB, store *keystore.Store, kind string, useTLS bool, configure ...func(*Config)) *testGateway {
+	t.Helper()
+	creds, err := store.Bootstrap(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
