@@ -98,11 +98,26 @@
 //
 // # With Raft
 //
-// The replication package supplies a Log through Config.NewLog and drives
-// FSM.ApplyBatch from its raft.BatchingFSM, one Command per raft log entry.
-// Because the applied index is stored with the data, a restarted replica
-// skips the log entries it already holds. FSM.Snapshot and FSM.Restore
-// (snapshot.go) give raft.FSM's Snapshot, FSMSnapshot.Persist and Restore:
-// a consistent, encrypted copy of the whole store, applied index and dedup
-// tables included.
+// RaftConfig.NewLog (raftlog.go) is the Config.NewLog that runs the store
+// on a replication.Node: RaftFSM drives FSM.ApplyBatch from raft's batching
+// FSM, one Command per raft log entry and one Badger transaction per raft
+// batch, and RaftLog proposes through the node (a follower forwards to the
+// leader) and retries an unknown outcome with the same command, whose
+// request id makes the write happen once. Because the applied index is
+// stored with the data, a restarted replica skips the log entries it
+// already holds. Raft snapshots are FSM.Snapshot written with
+// WriteToCluster: encrypted as any snapshot, and bound to the cluster id
+// (snapshot_cluster.go), so RestoreCluster refuses another cluster's.
+//
+// Read levels under Raft: ReadLocal is served while the node leads or has
+// heard from the leader within RaftConfig.MaxStaleness (else ErrStale);
+// ReadAfter(ctx, index) waits until the local replica applied index, the
+// one a write reported through RecordIndex (read your writes on any node);
+// ReadLinearizable gets a read index from the leader (VerifyLeader and a
+// raft barrier) and waits for it locally.
+//
+// raft_chaos_test.go runs Stores on Badger over the in-memory raft cluster
+// of package replication under testing/synctest (leader kill, majority
+// partition, zone cut, flapping links, snapshot install) and checks the
+// history of tenant creations and linearizable reads with porcupine.
 package keystore

@@ -31,6 +31,10 @@ const (
 	// ReadLinearizable reads after confirming leadership and applying
 	// everything committed before the read began (admin reads).
 	ReadLinearizable
+	// ReadAfterIndex reads once the local replica has applied the index
+	// given with ReadAfter: read your writes on any node. Set it with
+	// ReadAfter, not WithReadLevel.
+	ReadAfterIndex
 )
 
 type readLevelKey struct{}
@@ -39,6 +43,29 @@ type readLevelKey struct{}
 // level. Without it reads are ReadLocal.
 func WithReadLevel(ctx context.Context, level ReadLevel) context.Context {
 	return context.WithValue(ctx, readLevelKey{}, level)
+}
+
+type readAfterKey struct{}
+
+// ReadAfter returns a context whose reads wait until the local replica has
+// applied log index (ReadAfterIndex): pass the index a write returned
+// (RecordIndex) and a read on any node sees that write.
+func ReadAfter(ctx context.Context, index uint64) context.Context {
+	return context.WithValue(WithReadLevel(ctx, ReadAfterIndex), readAfterKey{}, index)
+}
+
+func readAfter(ctx context.Context) uint64 {
+	i, _ := ctx.Value(readAfterKey{}).(uint64)
+	return i
+}
+
+type recordIndexKey struct{}
+
+// RecordIndex returns a context whose writes store the log index they were
+// applied at in *index, for ReadAfter. A Store shared by concurrent writes
+// should give each its own context.
+func RecordIndex(ctx context.Context, index *uint64) context.Context {
+	return context.WithValue(ctx, recordIndexKey{}, index)
 }
 
 func readLevel(ctx context.Context) ReadLevel {

@@ -67,10 +67,26 @@ func (s *Snapshot) Release() { s.txn.Discard() }
 
 // WriteTo writes the encrypted snapshot to w.
 func (s *Snapshot) WriteTo(w io.Writer) (int64, error) {
-	cw := &countingWriter{w: w}
 	header := make([]byte, 0, len(snapshotMagic)+1+snapshotSaltSize)
 	header = append(header, snapshotMagic...)
 	header = append(header, snapshotVersion)
+	return s.write(w, header)
+}
+
+// WriteToCluster writes the encrypted snapshot to w bound to clusterID
+// (format version 2, snapshot_cluster.go): FSM.RestoreCluster on a replica
+// of another cluster refuses it.
+func (s *Snapshot) WriteToCluster(w io.Writer, clusterID string) (int64, error) {
+	header, err := clusterHeader(clusterID)
+	if err != nil {
+		return 0, err
+	}
+	return s.write(w, header)
+}
+
+// write writes header, a fresh salt and the encrypted stream.
+func (s *Snapshot) write(w io.Writer, header []byte) (int64, error) {
+	cw := &countingWriter{w: w}
 	salt := make([]byte, snapshotSaltSize)
 	if _, err := rand.Read(salt); err != nil {
 		return 0, fmt.Errorf("keystore: snapshot salt: %w", err)
@@ -133,7 +149,13 @@ func (s *Snapshot) writePlain(w *bufio.Writer) error {
 // snapshot's records in memory while restoring, which the keystore's size
 // (records of a few hundred bytes) makes affordable.
 func (f *FSM) Restore(r io.Reader) error {
-	kvs, index, err := f.readSnapshot(r)
+	return f.restore(r, "")
+}
+
+// restore restores a snapshot of version 1 (clusterID empty) or one bound
+// to clusterID.
+func (f *FSM) restore(r io.Reader, clusterID string) error {
+	kvs, index, err := f.readSnapshot(r, clusterID)
 	if err != nil {
 		return err
 	}
@@ -163,13 +185,10 @@ func (f *FSM) Restore(r io.Reader) error {
 	return nil
 }
 
-func (f *FSM) readSnapshot(r io.Reader) ([][2][]byte, uint64, error) {
-	header := make([]byte, len(snapshotMagic)+1+snapshotSaltSize)
-	if _, err := io.ReadFull(r, header); err != nil {
-		return nil, 0, fmt.Errorf("%w: header: %w", ErrSnapshot, err)
-	}
-	if string(header[:len(snapshotMagic)]) != snapshotMagic || header[len(snapshotMagic)] != snapshotVersion {
-		return nil, 0, fmt.Errorf("%w: unknown magic or version", ErrSnapshot)
+func (f *FSM) readSnapshot(r io.Reader, clusterID string) ([][2][]byte, uint64, error) {
+	header, err := readSnapshotHeader(r, clusterID)
+	if err != nil {
+		return nil, 0, err
 	}
 	key, err := snapshotStreamKey(f.snapshotKey, header)
 	if err != nil {

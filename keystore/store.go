@@ -238,9 +238,12 @@ func (s *Store) propose(ctx context.Context, op Op, p any, out any) error {
 	if err != nil {
 		return err
 	}
-	res, _, err := s.log.Propose(ctx, cmd)
+	res, index, err := s.log.Propose(ctx, cmd)
 	if err != nil {
 		return fmt.Errorf("keystore: %v: %w", op, err)
+	}
+	if p, ok := ctx.Value(recordIndexKey{}).(*uint64); ok && p != nil {
+		*p = index
 	}
 	if err := res.Err(); err != nil {
 		return err
