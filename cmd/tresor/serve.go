@@ -176,9 +176,9 @@ func bootstrap(ctx context.Context, store *keystore.Store, cfg Config, stdout io
 	if err := writeFileAtomic(path, []byte(content), 0o600); err != nil {
 		return fmt.Errorf("write credentials: %w", err)
 	}
-	endpoint := "http://" + cfg.Listen
+	endpoint := "http://" + reachableAddr(cfg.Listen)
 	if cfg.TLSCert != "" {
-		endpoint = "https://" + cfg.Listen
+		endpoint = "https://" + reachableAddr(cfg.Listen)
 	}
 	fmt.Fprintf(stdout, `tresor: created tenant %q with admin user %q; its access key is in %s
 Use it, for example:
@@ -187,6 +187,19 @@ Use it, for example:
 
 `, creds.TenantName, creds.UserName, path, shellQuote(path), endpoint)
 	return nil
+}
+
+// reachableAddr turns a listen address on all interfaces (":9000",
+// "0.0.0.0:9000", "[::]:9000") into one a local client can dial.
+func reachableAddr(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // writeFileAtomic writes data to a temporary file beside path and renames
