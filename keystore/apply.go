@@ -244,6 +244,10 @@ func init() {
 		OpAbortUpload:       decode(applyAbortUpload),
 		OpPutManifest:       decode(applyPutManifest),
 		OpDeleteManifest:    decode(applyDeleteManifest),
+
+		// audit.go
+		OpPutAuditCheckpoint:    decode(applyPutAuditCheckpoint),
+		OpPruneAuditCheckpoints: decode(applyPruneAuditCheckpoints),
 	}
 }
 

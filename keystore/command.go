@@ -32,6 +32,7 @@ const (
 	OpPutManifest       Op = 17 // putManifestPayload
 	OpDeleteManifest    Op = 18 // deleteManifestPayload
 	OpSetUserRole       Op = 19 // setUserRolePayload
+	// Ops 30 to 39 are the audit log's, declared in audit.go.
 )
 
 var opNames = map[Op]string{
