@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tresor-gw/tresor/auth"
+	"github.com/tresor-gw/tresor/auth/audit"
 	"github.com/tresor-gw/tresor/keystore"
 )
 
@@ -20,11 +21,18 @@ import (
 // (auth.Limiter): while either is over its budget, requests are answered
 // SlowDown before their signature is computed, so guessing a secret gets
 // no answer, and other keys and addresses are not slowed.
+//
+// Every result, success or failure with its reason, and every refusal by
+// the limiter is appended to the login audit before the request goes on;
+// a request whose audit record cannot be written is refused (fail closed).
 func (s *Server) authenticate(ctx context.Context, r *http.Request, rq *request) error {
 	addr := remoteAddr(r)
 	claimed := auth.ClaimedAccessKeyID(r)
 	if ok, wait := s.limiter.Allow(addr, claimed); !ok {
 		rq.retryAfter = wait
+		if err := s.auditAuth(ctx, rq, audit.RateLimited, "rate limited", claimed, addr, nil); err != nil {
+			return err
+		}
 		return s3Error("SlowDown", "Too many failed authentications; retry later.")
 	}
 	res, err := s.verifier.Verify(ctx, r)
@@ -32,6 +40,12 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, rq *request)
 		s.limiter.Failure(addr, claimed)
 	}
 	if err != nil {
+		if aerr := s.auditAuth(ctx, rq, audit.AuthFailure, toAPIError(err).Code, claimed, addr, nil); aerr != nil {
+			return aerr
+		}
+		return err
+	}
+	if err := s.auditAuth(ctx, rq, audit.AuthSuccess, "", res.AccessKeyID, addr, &res.Principal); err != nil {
 		return err
 	}
 	rq.caller = res.Principal
@@ -39,6 +53,41 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, rq *request)
 	rq.auth = res
 	rq.body = res.Body
 	rq.length = res.DecodedLength
+	return nil
+}
+
+// Auditor receives the login audit's records. *audit.Log implements it.
+type Auditor interface {
+	Append(ctx context.Context, r audit.Record) error
+}
+
+// auditAuth appends one authentication result. For a failure the tenant
+// and user of the claimed key, if it exists, are looked up so that the
+// tenant's review sees attacks on its keys.
+func (s *Server) auditAuth(ctx context.Context, rq *request, kind audit.Kind, reason, accessKey string, addr netip.Addr, p *auth.Principal) error {
+	if s.auditor == nil {
+		return nil
+	}
+	rec := audit.Record{
+		Kind: kind, Reason: reason, Operation: string(rq.route.Op), AccessKeyID: accessKey,
+		Bucket: rq.bucket, RequestID: rq.id,
+	}
+	if addr.IsValid() {
+		rec.SourceAddr = addr.String()
+	}
+	switch {
+	case p != nil:
+		rec.Tenant, rec.User = p.Tenant, keystore.ID(p.User).String()
+	case accessKey != "":
+		// A disabled or expired key comes back with its owner and an error.
+		if ak, _ := s.store.AccessKey(ctx, accessKey); !ak.Tenant.IsZero() {
+			rec.Tenant, rec.User = ak.Tenant, ak.User.String()
+		}
+	}
+	if err := s.auditor.Append(ctx, rec); err != nil {
+		s.log.Error("audit record not written; refusing the request", "request_id", rq.id, "error", err)
+		return s3Error("ServiceUnavailable", "The login audit is unavailable; the request was not processed.")
+	}
 	return nil
 }
 

@@ -31,6 +31,9 @@ type Config struct {
 	// Limiter rate-limits failed authentications; nil means one with
 	// auth.DefaultLimiterConfig.
 	Limiter *auth.Limiter
+	// Auditor, if set, receives every authentication result; a request
+	// whose record it cannot take is refused.
+	Auditor Auditor
 }
 
 // DefaultConfig returns a Config for region us-east-1 with path-style
@@ -58,6 +61,7 @@ type Server struct {
 	store    *keystore.Store
 	verifier *auth.Verifier
 	limiter  *auth.Limiter
+	auditor  Auditor
 }
 
 // New returns a Server over the given parts.
@@ -67,7 +71,7 @@ func New(cfg Config, be backend.Backend, store *keystore.Store, verifier *auth.V
 	}
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics, router: Router{Domains: cfg.Domains},
-		backend: be, store: store, verifier: verifier, limiter: cfg.Limiter,
+		backend: be, store: store, verifier: verifier, limiter: cfg.Limiter, auditor: cfg.Auditor,
 	}
 	if s.limiter == nil {
 		s.limiter = auth.NewLimiter(auth.DefaultLimiterConfig())
