@@ -21,9 +21,9 @@ import (
 // The cluster CA is the cluster's network identity: every node certificate
 // is issued by it, nodes accept only peers whose certificate chains to it
 // (mutual TLS 1.3), and the cluster id is derived from its public key.
-// `tresor cluster init` creates it with NewCA; its key stays with the
-// operator (or on the bootstrapping node) to issue certificates for nodes
-// that join.
+// The first node of a cluster creates it with NewCA (`tresor serve` without
+// --join); nodes that join send a certificate request and get a certificate
+// from SignCSR (cmd/tresor/enroll.go).
 
 // nodeServerName is the DNS name in every node certificate. Raft dials
 // addresses, not names, so nodes verify each other by chain to the cluster
@@ -121,6 +121,18 @@ func (ca *CA) Issue(id string, hosts []string, validity time.Duration) (*Credent
 	if err != nil {
 		return nil, fmt.Errorf("replication: node key: %w", err)
 	}
+	leaf, err := ca.sign(id, hosts, key.Public(), validity)
+	if err != nil {
+		return nil, err
+	}
+	return &Credentials{
+		CA:   ca.Cert,
+		Cert: tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf},
+	}, nil
+}
+
+// sign issues node id's certificate for pub (Issue, SignCSR).
+func (ca *CA) sign(id string, hosts []string, pub crypto.PublicKey, validity time.Duration) (*x509.Certificate, error) {
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber: randomSerial(),
@@ -138,18 +150,11 @@ func (ca *CA) Issue(id string, hosts []string, validity time.Duration) (*Credent
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
 	if err != nil {
 		return nil, fmt.Errorf("replication: node certificate: %w", err)
 	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	return &Credentials{
-		CA:   ca.Cert,
-		Cert: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf},
-	}, nil
+	return x509.ParseCertificate(der)
 }
 
 func randomSerial() *big.Int {

@@ -27,6 +27,9 @@ import (
 //	join        admit the caller as a non-voter after checking its proof
 //	forward     apply an entry on the leader (write forwarding)
 //	read-index  return a linearizable read index (leader only)
+//	membership  promote, remove or transfer leadership (leader only;
+//	            admin.go)
+//	status      the callee's own NodeStatus (admin.go)
 //
 // Every call carries the cluster id; a call from another cluster is
 // refused (the CA check already stops foreign certificates; the id guards
@@ -39,6 +42,8 @@ type controlRequest struct {
 	Timeout int64        `json:"timeout_ms,omitempty"`
 	Data    []byte       `json:"data,omitempty"`
 	Join    *joinRequest `json:"join,omitempty"`
+	// Change is the membership call's change (admin.go).
+	Change *membershipChange `json:"change,omitempty"`
 }
 
 type joinRequest struct {
@@ -156,7 +161,7 @@ func (n *Node) handleControl(tc *tls.Conn) {
 	switch {
 	case req.Cluster != n.cfg.ClusterID:
 		err = fmt.Errorf("%w: call for cluster %q", ErrOtherCluster, req.Cluster)
-	case (req.Op == "forward" || req.Op == "read-index") && !n.isMember(ctx, tc.ConnectionState()):
+	case (req.Op == "forward" || req.Op == "read-index" || req.Op == "membership") && !n.isMember(ctx, tc.ConnectionState()):
 		// A certificate admits a node to the listener, membership to the
 		// log: a node that has not joined (or was removed) proposes nothing.
 		err = fmt.Errorf("%w: caller is not a member of the cluster", ErrTrust)
@@ -164,6 +169,10 @@ func (n *Node) handleControl(tc *tls.Conn) {
 		resp.Data, resp.Index, err = n.applyLocal(ctx, req.Data)
 	case req.Op == "read-index":
 		resp.Index, err = n.readIndexLocal(ctx)
+	case req.Op == "membership" && req.Change != nil:
+		err = n.changeLocal(ctx, *req.Change)
+	case req.Op == "status":
+		resp.Data, err = json.Marshal(n.Status())
 	case req.Op == "join" && req.Join != nil:
 		err = n.admit(ctx, tc.ConnectionState(), req.Join)
 	default:

@@ -15,10 +15,14 @@
 //	fsm.go         the FSM interface and the raft.BatchingFSM adapter that
 //	               carries zones and binds snapshots to the cluster id
 //	ca.go          the cluster CA: NewCA, Issue, ClusterID, Credentials
+//	               (SignCSR in admin.go: a certificate for a joiner's key)
+//	admin.go       operating from any member: ChangeMembership (promote,
+//	               remove, transfer leadership, forwarded to the leader),
+//	               Status and ClusterStatus (each member's own view)
 //	transport.go   raft's StreamLayer over mutual TLS 1.3, multiplexed with
 //	               the control protocol; key exchange metric
 //	control.go     control calls (join with proof of the root of trust,
-//	               write forwarding, read index) and Open
+//	               write forwarding, read index, membership, status) and Open
 //	testing.go     an in-memory cluster with partition controls and a
 //	               History recorder for linearizability checks
 //

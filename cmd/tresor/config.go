@@ -40,6 +40,9 @@ type Config struct {
 	LogLevel  string `toml:"log_level"`
 	// Backend is where ciphertext goes.
 	Backend BackendConfig `toml:"backend"`
+	// Cluster places the node in a Raft cluster (cluster.go); all empty
+	// means a single node.
+	Cluster ClusterConfig `toml:"cluster"`
 }
 
 // BackendConfig selects and configures the object backend.
@@ -106,6 +109,9 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("backend type %q is neither fs nor s3", c.Backend.Type))
 	}
+	if err := c.Cluster.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -123,6 +129,11 @@ func (c *Config) envDefaults(getenv func(string) string) error {
 	set(&c.Region, "TRESOR_REGION")
 	set(&c.LogFormat, "TRESOR_LOG_FORMAT")
 	set(&c.LogLevel, "TRESOR_LOG_LEVEL")
+	set(&c.Cluster.NodeID, "TRESOR_NODE_ID")
+	set(&c.Cluster.Zone, "TRESOR_ZONE")
+	set(&c.Cluster.RaftListen, "TRESOR_RAFT_LISTEN")
+	set(&c.Cluster.RaftAdvertise, "TRESOR_RAFT_ADVERTISE")
+	set(&c.Cluster.Join, "TRESOR_JOIN")
 	// The s3 backend's credentials may come from the usual AWS variables,
 	// which keeps secrets off command lines.
 	set(&c.Backend.AccessKey, "AWS_ACCESS_KEY_ID")
@@ -211,6 +222,7 @@ func loadConfig(args []string, getenv func(string) string) (Config, error) {
 	tlsKey := fs.String("tls-key", "", "TLS private key `file` for the S3 listener")
 	logFormat := fs.String("log-format", "", "log `format`: text or json")
 	logLevel := fs.String("log-level", "", "log `level`: debug, info, warn, error")
+	clusterFlags := addClusterFlags(fs)
 	backendURL := fs.String("backend", "", "object backend `URL`: fs:///dir or s3+https://host/bucket[/prefix]?region=R&jurisdiction=J&path_style=true")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -247,5 +259,6 @@ func loadConfig(args []string, getenv func(string) string) (Config, error) {
 	if cfg.Backend.Type == "fs" && cfg.Backend.Dir == "" {
 		cfg.Backend.Dir = filepath.Join(cfg.DataDir, "objects")
 	}
+	clusterFlags.apply(&cfg.Cluster)
 	return cfg, cfg.Validate()
 }

@@ -1,6 +1,8 @@
 // Command tresor runs and operates the tresor encrypting S3 gateway.
 //
-//	tresor serve [flags]      start a gateway (single node on embedded defaults)
+//	tresor serve [flags]      start a gateway (single node on embedded defaults;
+//	                          --node-id, --zone, --raft-listen, --join: a cluster)
+//	tresor cluster COMMAND    status | transfer-leader [NODE] | promote NODE | remove NODE
 //	tresor version            print the version
 //
 // Run `tresor COMMAND -h` for a command's flags.
@@ -30,6 +32,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "start a gateway", runServe},
+		{"cluster", "status, transfer-leader, promote, remove: operate a cluster", runCluster},
 		{"audit", "verify, export and review the login audit log", runAudit},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			_, err := fmt.Fprintln(stdout, "tresor", version)

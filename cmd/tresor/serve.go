@@ -58,11 +58,21 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	kcfg := keystore.DefaultConfig(cfg.DataDir)
 	kcfg.RootKeyFile = cfg.RootKeyFile
 	kcfg.Logger = log.With("component", "keystore")
+	// Cluster mode (cluster.go): nil for a single node; else the keystore
+	// runs on Raft, and a joining node enrolls here first.
+	cl, err := prepareCluster(ctx, cfg, log, &kcfg)
+	if err != nil {
+		return err
+	}
 	store, err := keystore.Open(ctx, kcfg)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	if err := cl.start(ctx, store); err != nil { // bootstrap or join, then wait for a leader
+		return err
+	}
+	defer cl.Close()
 	if err := bootstrap(ctx, store, cfg, stdout); err != nil {
 		return err
 	}
@@ -127,6 +137,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	// The cluster's endpoints (/cluster/v1/...) beside the admin API, its
+	// metrics, and the admin address for `tresor cluster --data-dir` (cluster_admin.go).
+	adminServer.Handler = cl.adminHandler(adminServer.Handler)
+	cl.registerMetrics(reg)
+	if err := writeAdminAddr(cfg.DataDir, adminListener.Addr()); err != nil {
+		log.Warn("cannot record the admin address", "error", err)
 	}
 
 	log.Info("tresor serving",
