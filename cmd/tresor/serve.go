@@ -76,6 +76,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := bootstrap(ctx, store, cfg, stdout); err != nil {
 		return err
 	}
+	nodeID := cfg.Cluster.NodeID
+	if nodeID == "" {
+		nodeID = "single"
+	}
+	alog, err := openAudit(ctx, cfg.DataDir, nodeID, store, log.With("component", "audit"))
+	if err != nil {
+		return fmt.Errorf("login audit: %w", err)
+	}
+	defer alog.Close()
 
 	be, err := openBackend(ctx, cfg)
 	if err != nil {
@@ -92,6 +101,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	gcfg.Domains = cfg.Domains
 	gcfg.Logger = log.With("component", "s3")
 	gcfg.Metrics = gateway.NewMetrics(reg)
+	gcfg.Auditor = alog
 	verifier, err := auth.NewVerifier(gateway.Secrets(store), auth.DefaultConfig(cfg.Region))
 	if err != nil {
 		return err

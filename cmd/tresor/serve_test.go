@@ -203,6 +203,20 @@ func TestServe_RealClients(t *testing.T) {
 	if !strings.Contains(string(out), "real clients: all steps passed") {
 		t.Fatal("real-client script did not reach its end")
 	}
+
+	// Every login of that run is in the audit, and the log verifies while
+	// the node keeps writing it.
+	verify, err := exec.Command(bin, "audit", "verify", "--data-dir", dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tresor audit verify after the run: %v\n%s", err, verify)
+	}
+	review, err := exec.Command(bin, "audit", "review", "--data-dir", dir, "--since", "1h", "--json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("tresor audit review: %v\n%s", err, review)
+	}
+	if !strings.Contains(string(review), "auth_success") && !strings.Contains(string(review), "success") {
+		t.Errorf("review shows no successful logins:\n%s", review)
+	}
 }
 
 // TestServe_DrainsOnShutdown sends SIGTERM while an upload is still
