@@ -245,6 +245,11 @@ func init() {
 		OpPutManifest:       decode(applyPutManifest),
 		OpDeleteManifest:    decode(applyDeleteManifest),
 
+		// operators.go, allowlists.go
+		OpCreateOperator:    decode(applyCreateOperator),
+		OpCreateOperatorKey: decode(applyCreateOperatorKey),
+		OpSetAllowlist:      decode(applySetAllowlist),
+
 		// audit.go
 		OpPutAuditCheckpoint:    decode(applyPutAuditCheckpoint),
 		OpPruneAuditCheckpoints: decode(applyPruneAuditCheckpoints),

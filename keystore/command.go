@@ -32,6 +32,10 @@ const (
 	OpPutManifest       Op = 17 // putManifestPayload
 	OpDeleteManifest    Op = 18 // deleteManifestPayload
 	OpSetUserRole       Op = 19 // setUserRolePayload
+	// Ops 20 to 29: operators (operators.go) and IP allowlists (allowlists.go).
+	OpCreateOperator    Op = 20 // createOperatorPayload
+	OpCreateOperatorKey Op = 21 // createOperatorKeyPayload
+	OpSetAllowlist      Op = 22 // setAllowlistPayload
 	// Ops 30 to 39 are the audit log's, declared in audit.go.
 )
 
@@ -43,6 +47,7 @@ var opNames = map[Op]string{
 	OpCreateBucket: "create-bucket", OpDeleteBucket: "delete-bucket", OpPutUpload: "put-upload",
 	OpCompleteUpload: "complete-upload", OpAbortUpload: "abort-upload", OpPutManifest: "put-manifest",
 	OpDeleteManifest: "delete-manifest", OpSetUserRole: "set-user-role",
+	OpCreateOperator: "create-operator", OpCreateOperatorKey: "create-operator-key", OpSetAllowlist: "set-allowlist",
 }
 
 func (o Op) String() string {

@@ -32,6 +32,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "start a gateway", runServe},
+		{"admin", "tenants, users, access keys, allowlists, key rotation (admin API)", runAdmin},
 		{"cluster", "status, transfer-leader, promote, remove: operate a cluster", runCluster},
 		{"audit", "verify, export and review the login audit log", runAudit},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {

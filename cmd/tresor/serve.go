@@ -76,6 +76,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := bootstrap(ctx, store, cfg, stdout); err != nil {
 		return err
 	}
+	if err := bootstrapOperator(ctx, store, cfg.DataDir); err != nil { // <data-dir>/operator (admin.go)
+		return err
+	}
 	nodeID := cfg.Cluster.NodeID
 	if nodeID == "" {
 		nodeID = "single"
@@ -151,6 +154,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// The cluster's endpoints (/cluster/v1/...) beside the admin API, its
 	// metrics, and the admin address for `tresor cluster --data-dir` (cluster_admin.go).
 	adminServer.Handler = cl.adminHandler(adminServer.Handler)
+	// The admin API under /admin/v1/ and the admin listener's IP allowlist (admin.go).
+	allowlists := newAllowlists(store)
+	if adminServer.Handler, err = adminAPI(adminServer.Handler, store, cfg.Region, allowlists, alog, log.With("component", "admin")); err != nil {
+		return err
+	}
+	adminListener = filterAdminListener(ctx, adminListener, allowlists, alog, log)
 	cl.registerMetrics(reg)
 	if err := writeAdminAddr(cfg.DataDir, adminListener.Addr()); err != nil {
 		log.Warn("cannot record the admin address", "error", err)

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+)
+
+// TestAdmin_EndToEnd runs the real binary: serve writes the operator's
+// credentials, `tresor admin --data-dir` finds the node and signs with them,
+// a user it creates works on S3, and the operator's own key does not.
+func TestAdmin_EndToEnd(t *testing.T) {
+	bin := buildTresor(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	p := startServe(t, bin, dir)
+	ctx := context.Background()
+
+	st, err := os.Stat(filepath.Join(dir, operatorFile))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("operator file: %v, %v", st, err)
+	}
+	admin := func(args ...string) (string, error) {
+		t.Helper()
+		out, err := exec.Command(bin, append([]string{"admin"}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	mustAdmin := func(args ...string) string {
+		t.Helper()
+		out, err := admin(args...)
+		if err != nil {
+			t.Fatalf("tresor admin %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+
+	out := mustAdmin("--data-dir", dir, "tenant", "create", "acme", "--jurisdiction", "EU")
+	if !strings.Contains(out, "acme") || !strings.Contains(out, "active") {
+		t.Fatalf("tenant create printed:\n%s", out)
+	}
+	var nk struct {
+		AccessKeyID     string `json:"access_key_id"`
+		SecretAccessKey string `json:"secret_access_key"`
+	}
+	out = mustAdmin("--data-dir", dir, "user", "create", "--tenant", "acme", "--role", "admin", "alice", "--json")
+	if err := json.Unmarshal([]byte(out), &nk); err != nil || nk.AccessKeyID == "" || nk.SecretAccessKey == "" {
+		t.Fatalf("user create --json printed %q (%v)", out, err)
+	}
+	client := func(id, secret string) *s3.Client {
+		return s3.New(s3.Options{
+			BaseEndpoint: aws.String(p.s3), Region: "us-east-1", UsePathStyle: true,
+			Credentials: credentials.NewStaticCredentialsProvider(id, secret, ""),
+		})
+	}
+	alice := client(nk.AccessKeyID, nk.SecretAccessKey)
+	if _, err := alice.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("acme-data")}); err != nil {
+		t.Fatalf("new user's key on S3: %v", err)
+	}
+	if _, err := alice.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("acme-data"), Key: aws.String("k"), Body: strings.NewReader("hello")}); err != nil {
+		t.Fatal(err)
+	}
+	opID, opSecret, err := readCredentialsFile(filepath.Join(dir, operatorFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = client(opID, opSecret).ListBuckets(ctx, &s3.ListBucketsInput{})
+	var ae smithy.APIError
+	if !errors.As(err, &ae) || ae.ErrorCode() != "InvalidAccessKeyId" {
+		t.Fatalf("operator key on S3: %v, want InvalidAccessKeyId", err)
+	}
+
+	// alice, a tenant admin, manages her team with --endpoint and a
+	// credentials file, and cannot act as an operator.
+	creds := filepath.Join(t.TempDir(), "alice")
+	os.WriteFile(creds, []byte("[default]\naws_access_key_id = "+nk.AccessKeyID+"\naws_secret_access_key = "+nk.SecretAccessKey+"\n"), 0o600)
+	as := func(args ...string) []string {
+		return append([]string{"--endpoint", p.admin, "--credentials", creds}, args...)
+	}
+	out = mustAdmin(as("user", "create", "--tenant", "acme", "bob", "--role", "reader")...)
+	if !strings.Contains(out, "secret_access_key") {
+		t.Fatalf("user create printed:\n%s", out)
+	}
+	out = mustAdmin(as("user", "list", "--tenant", "acme")...)
+	if !strings.Contains(out, "alice") || !strings.Contains(out, "bob") {
+		t.Fatalf("user list printed:\n%s", out)
+	}
+	if out, err := admin(as("tenant", "list")...); err == nil || !strings.Contains(out, "AccessDenied") {
+		t.Fatalf("tenant admin listed tenants: %v\n%s", err, out)
+	}
+	if out, err := admin(as("tenant", "show", "default")...); err == nil || !strings.Contains(out, "NotFound") {
+		t.Fatalf("tenant admin saw another tenant: %v\n%s", err, out)
+	}
+	mustAdmin(as("tenant", "rotate-key", "acme")...)
+	var kvs []map[string]any
+	if err := json.Unmarshal([]byte(mustAdmin(as("tenant", "key-versions", "acme", "--json")...)), &kvs); err != nil || len(kvs) != 2 {
+		t.Fatalf("key versions: %v %v", kvs, err)
+	}
+
+	// Allowlists. The admin listener keeps admitting loopback whatever
+	// its list says, so the node can always be repaired from itself.
+	mustAdmin("--data-dir", dir, "allowlist", "set", "--admin", "10.0.0.0/8", "2001:db8::/32")
+	out = mustAdmin("--data-dir", dir, "allowlist", "show", "--json")
+	if !strings.Contains(out, `"10.0.0.0/8"`) || !strings.Contains(out, `"2001:db8::/32"`) {
+		t.Fatalf("allowlist show --json:\n%s", out)
+	}
+	mustAdmin("--data-dir", dir, "allowlist", "clear", "--admin")
+	mustAdmin(as("allowlist", "set", "--tenant", "acme", "127.0.0.0/8", "::1")...)
+	if out, err := admin(as("allowlist", "set", "--s3", "0.0.0.0/0")...); err == nil || !strings.Contains(out, "AccessDenied") {
+		t.Fatalf("tenant admin set the global S3 allowlist: %v\n%s", err, out)
+	}
+	if out, err := admin("--data-dir", dir, "allowlist", "set", "--admin", "not-a-cidr"); err == nil {
+		t.Fatalf("bad CIDR accepted:\n%s", out)
+	}
+
+	// Operator credential rotation: a new key for the operator, then the
+	// bootstrap key disabled; --json answers carry the new secret.
+	out = mustAdmin("--data-dir", dir, "operator", "key", "create", "--user", "operator", "--json")
+	var opKey struct {
+		AccessKeyID     string `json:"access_key_id"`
+		SecretAccessKey string `json:"secret_access_key"`
+	}
+	if err := json.Unmarshal([]byte(out), &opKey); err != nil || opKey.SecretAccessKey == "" {
+		t.Fatalf("operator key create --json printed %q (%v)", out, err)
+	}
+	opCreds := filepath.Join(t.TempDir(), "operator2")
+	os.WriteFile(opCreds, []byte("[default]\naws_access_key_id = "+opKey.AccessKeyID+"\naws_secret_access_key = "+opKey.SecretAccessKey+"\n"), 0o600)
+	mustAdmin("--endpoint", p.admin, "--credentials", opCreds, "operator", "key", "disable", "--user", "operator", opID)
+	if out, err := admin("--data-dir", dir, "tenant", "list"); err == nil {
+		t.Fatalf("disabled bootstrap key still works:\n%s", out)
+	}
+	out = mustAdmin("--endpoint", p.admin, "--credentials", opCreds, "operator", "key", "list", "--user", "operator")
+	if !strings.Contains(out, "disabled") || !strings.Contains(out, opKey.AccessKeyID) {
+		t.Fatalf("operator key list:\n%s", out)
+	}
+	mustAdmin("--endpoint", p.admin, "--credentials", opCreds, "operator", "key", "enable", "--user", "operator", opID)
+
+	// Suspension takes alice's keys away at once.
+	mustAdmin("--data-dir", dir, "tenant", "suspend", "acme")
+	if _, err := alice.ListBuckets(ctx, &s3.ListBucketsInput{}); err == nil {
+		t.Fatal("a suspended tenant's key still works on S3")
+	}
+	mustAdmin("--data-dir", dir, "tenant", "resume", "acme")
+	if _, err := alice.ListBuckets(ctx, &s3.ListBucketsInput{}); err != nil {
+		t.Fatalf("resumed tenant: %v", err)
+	}
+}
+
+func TestReadCredentialsFile(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name, content, id string
+	}{
+		{"default", "# c\n[default]\naws_access_key_id = A\naws_secret_access_key = S\n", "A"},
+		{"default wins", "[other]\naws_access_key_id = B\naws_secret_access_key = S\n[default]\naws_access_key_id=A\naws_secret_access_key=S\n", "A"},
+		{"first profile", "[other]\naws_access_key_id = B\naws_secret_access_key = S\n", "B"},
+		{"missing secret", "[default]\naws_access_key_id = A\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, tt.name)
+			os.WriteFile(path, []byte(tt.content), 0o600)
+			id, secret, err := readCredentialsFile(path)
+			if tt.id == "" {
+				if err == nil {
+					t.Fatalf("accepted: %q", id)
+				}
+				return
+			}
+			if err != nil || id != tt.id || secret != "S" {
+				t.Fatalf("got %q %q %v", id, secret, err)
+			}
+		})
+	}
+}
