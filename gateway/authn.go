@@ -26,8 +26,14 @@ import (
 // the limiter is appended to the login audit before the request goes on;
 // a request whose audit record cannot be written is refused (fail closed).
 func (s *Server) authenticate(ctx context.Context, r *http.Request, rq *request) error {
-	addr := remoteAddr(r)
+	addr := auth.ClientIP(r, remoteAddr(r), s.cfg.TrustedProxies)
 	claimed := auth.ClaimedAccessKeyID(r)
+	if s.cfg.Allowlists != nil && !s.cfg.Allowlists.Allow(ctx, auth.ScopeS3, addr) {
+		if err := s.auditAuth(ctx, rq, audit.AllowlistDeny, "s3 allowlist", claimed, addr, nil); err != nil {
+			return err
+		}
+		return s3Error("AccessDenied")
+	}
 	if ok, wait := s.limiter.Allow(addr, claimed); !ok {
 		rq.retryAfter = wait
 		if err := s.auditAuth(ctx, rq, audit.RateLimited, "rate limited", claimed, addr, nil); err != nil {
@@ -44,6 +50,13 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, rq *request)
 			return aerr
 		}
 		return err
+	}
+	if s.cfg.Allowlists != nil && !s.cfg.Allowlists.Allow(ctx, auth.TenantScope(res.Principal.Tenant), addr) {
+		res.Body.Close()
+		if err := s.auditAuth(ctx, rq, audit.AllowlistDeny, "tenant allowlist", res.AccessKeyID, addr, &res.Principal); err != nil {
+			return err
+		}
+		return s3Error("AccessDenied")
 	}
 	if err := s.auditAuth(ctx, rq, audit.AuthSuccess, "", res.AccessKeyID, addr, &res.Principal); err != nil {
 		return err

@@ -34,6 +34,12 @@ type Config struct {
 	// Auditor, if set, receives every authentication result; a request
 	// whose record it cannot take is refused.
 	Auditor Auditor
+	// Allowlists, if set, enforces the S3 listener's IP allowlist (before
+	// authentication) and each tenant's (after it): AccessDenied.
+	Allowlists *auth.Allowlists
+	// TrustedProxies are the proxies whose X-Forwarded-For header names
+	// the client (auth.ClientIP); empty trusts none.
+	TrustedProxies auth.CIDRs
 }
 
 // DefaultConfig returns a Config for region us-east-1 with path-style

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +38,10 @@ type Config struct {
 	BindAddr string
 	// AdvertiseAddr is the address other nodes dial. Empty means BindAddr.
 	AdvertiseAddr string
+	// WrapListener, if set, wraps the raft listener before TLS, for
+	// example to close connections from addresses outside the cluster's
+	// IP allowlist (auth.FilterListener).
+	WrapListener func(net.Listener) net.Listener
 	// TLS is the node's certificate and the cluster CA.
 	TLS *Credentials
 

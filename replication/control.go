@@ -344,6 +344,9 @@ func Open(ctx context.Context, cfg Config, fsm FSM) (*Node, error) {
 		return nil, fmt.Errorf("replication: listen: %w", err)
 	}
 	advertise := ln.Addr()
+	if cfg.WrapListener != nil {
+		ln = cfg.WrapListener(ln)
+	}
 	if cfg.AdvertiseAddr != "" {
 		if advertise, err = net.ResolveTCPAddr("tcp", cfg.AdvertiseAddr); err != nil {
 			ln.Close()

@@ -50,12 +50,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/tresor-gw/tresor/auth"
 	"github.com/tresor-gw/tresor/keystore"
 	"github.com/tresor-gw/tresor/replication"
 )
@@ -185,6 +188,10 @@ type clusterNode struct {
 	node     *replication.Node
 	metrics  deferredRegisterer
 	spent    usedChallenges
+	// allowlists checks the cluster listener's IP allowlist once the
+	// keystore is open (setAllowlists); until then every peer with a
+	// cluster certificate is admitted.
+	allowlists atomic.Pointer[auth.Allowlists]
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -301,6 +308,12 @@ func prepareCluster(ctx context.Context, cfg Config, log *slog.Logger, kcfg *key
 	rcfg.TrustKey = c.joinKey
 	rcfg.Logger = log.With("component", "replication")
 	rcfg.Registerer = &c.metrics
+	rcfg.WrapListener = func(ln net.Listener) net.Listener {
+		return auth.FilterListener(ln, func(ip netip.Addr) bool {
+			l := c.allowlists.Load()
+			return l == nil || l.AllowLastKnown(context.Background(), auth.ScopeCluster, ip)
+		}, func(netip.Addr) { log.Warn("cluster connection refused by the cluster allowlist") })
+	}
 	kcfg.RootKey = root
 	kcfg.SyncWrites = false // raft's log is the durable record
 	kcfg.NewLog = keystore.RaftConfig{
@@ -553,4 +566,11 @@ func (c *clusterNode) nodeID() string {
 		return ""
 	}
 	return c.conf.ID
+}
+
+// setAllowlists turns on the cluster listener's IP allowlist.
+func (c *clusterNode) setAllowlists(l *auth.Allowlists) {
+	if c != nil {
+		c.allowlists.Store(l)
+	}
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/tresor-gw/tresor/auth"
 )
 
 // Config is everything `tresor serve` needs. Built-in defaults come first,
@@ -43,6 +45,11 @@ type Config struct {
 	// Cluster places the node in a Raft cluster (cluster.go); all empty
 	// means a single node.
 	Cluster ClusterConfig `toml:"cluster"`
+	// TrustedProxies are the CIDR prefixes (or addresses) of the proxies
+	// in front of the S3 listener: only from them are X-Forwarded-For and
+	// PROXY protocol headers believed (auth/proxy.go). Empty trusts none:
+	// the client is the TCP peer.
+	TrustedProxies []string `toml:"trusted_proxies"`
 }
 
 // BackendConfig selects and configures the object backend.
@@ -112,6 +119,9 @@ func (c Config) Validate() error {
 	if err := c.Cluster.validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if _, err := auth.ParseCIDRs(c.TrustedProxies); err != nil {
+		errs = append(errs, fmt.Errorf("trusted_proxies: %w", err))
+	}
 	return errors.Join(errs...)
 }
 
@@ -129,6 +139,9 @@ func (c *Config) envDefaults(getenv func(string) string) error {
 	set(&c.Region, "TRESOR_REGION")
 	set(&c.LogFormat, "TRESOR_LOG_FORMAT")
 	set(&c.LogLevel, "TRESOR_LOG_LEVEL")
+	if v := getenv("TRESOR_TRUSTED_PROXIES"); v != "" {
+		c.TrustedProxies = strings.Split(v, ",")
+	}
 	set(&c.Cluster.NodeID, "TRESOR_NODE_ID")
 	set(&c.Cluster.Zone, "TRESOR_ZONE")
 	set(&c.Cluster.RaftListen, "TRESOR_RAFT_LISTEN")
@@ -223,6 +236,7 @@ func loadConfig(args []string, getenv func(string) string) (Config, error) {
 	logFormat := fs.String("log-format", "", "log `format`: text or json")
 	logLevel := fs.String("log-level", "", "log `level`: debug, info, warn, error")
 	clusterFlags := addClusterFlags(fs)
+	trustedProxies := fs.String("trusted-proxies", "", "comma-separated `CIDRs` of proxies whose X-Forwarded-For and PROXY protocol headers count")
 	backendURL := fs.String("backend", "", "object backend `URL`: fs:///dir or s3+https://host/bucket[/prefix]?region=R&jurisdiction=J&path_style=true")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -250,6 +264,9 @@ func loadConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	if *domain != "" {
 		cfg.Domains = []string{*domain}
+	}
+	if *trustedProxies != "" {
+		cfg.TrustedProxies = strings.Split(*trustedProxies, ",")
 	}
 	if *backendURL != "" {
 		if err := cfg.Backend.parseURL(*backendURL); err != nil {

@@ -105,6 +105,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	gcfg.Logger = log.With("component", "s3")
 	gcfg.Metrics = gateway.NewMetrics(reg)
 	gcfg.Auditor = alog
+	// IP allowlists (admin.go) and the proxies whose forwarding headers count.
+	allowlists := newAllowlists(store)
+	cl.setAllowlists(allowlists) // and the cluster listener's (cluster.go)
+	// Config.Validate checked the trusted proxies.
+	trusted, _ := auth.ParseCIDRs(cfg.TrustedProxies)
+	gcfg.Allowlists, gcfg.TrustedProxies = allowlists, trusted
 	verifier, err := auth.NewVerifier(gateway.Secrets(store), auth.DefaultConfig(cfg.Region))
 	if err != nil {
 		return err
@@ -118,6 +124,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("S3 listener: %w", err)
 	}
+	// PROXY protocol from trusted proxies only, under TLS (auth/proxy.go).
+	s3Listener = auth.ProxyListener(s3Listener, trusted)
 	adminListener, err := net.Listen("tcp", cfg.AdminListen)
 	if err != nil {
 		s3Listener.Close()
@@ -155,7 +163,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// metrics, and the admin address for `tresor cluster --data-dir` (cluster_admin.go).
 	adminServer.Handler = cl.adminHandler(adminServer.Handler)
 	// The admin API under /admin/v1/ and the admin listener's IP allowlist (admin.go).
-	allowlists := newAllowlists(store)
 	if adminServer.Handler, err = adminAPI(adminServer.Handler, store, cfg.Region, allowlists, alog, log.With("component", "admin")); err != nil {
 		return err
 	}
