@@ -57,7 +57,7 @@ func (s *Server) createMultipartUpload(ctx context.Context, w http.ResponseWrite
 
 // session looks up the request's upload and opens its envelope.
 func (s *Server) session(ctx context.Context, r *http.Request, rq *request) (keystore.Upload, *envelope.Envelope, error) {
-	up, err := s.store.Upload(ctx, rq.bucket, rq.key, r.URL.Query().Get("uploadId"))
+	up, err := s.upload(ctx, rq, r.URL.Query().Get("uploadId"))
 	if errors.Is(err, keystore.ErrNotFound) || (err == nil && up.Tenant != rq.tenant()) {
 		return up, nil, s3Error("NoSuchUpload")
 	}
@@ -70,6 +70,18 @@ func (s *Server) session(ctx context.Context, r *http.Request, rq *request) (key
 		return up, nil, err
 	}
 	return up, env, nil
+}
+
+// upload reads an upload session from the local keystore replica and, if
+// it is not there, once more at the linearizable level: a session created
+// through this node a moment ago may not have been applied here yet
+// (read-your-writes on a follower).
+func (s *Server) upload(ctx context.Context, rq *request, id string) (keystore.Upload, error) {
+	up, err := s.store.Upload(ctx, rq.bucket, rq.key, id)
+	if errors.Is(err, keystore.ErrNotFound) {
+		up, err = s.store.Upload(keystore.WithReadLevel(ctx, keystore.ReadLinearizable), rq.bucket, rq.key, id)
+	}
+	return up, err
 }
 
 func partNumber(r *http.Request) (int, error) {
@@ -160,13 +172,19 @@ func (s *Server) completeMultipartUpload(ctx context.Context, w http.ResponseWri
 	if err != nil {
 		return err
 	}
+	// From here on the completion must not be half done: the manifest goes
+	// into the session first, so that if the backend completes and this
+	// process dies (or the client goes away) before CompleteUpload, the next
+	// read of the object finds the manifest and rolls the completion
+	// forward (recoverManifest).
+	ctx = context.WithoutCancel(ctx)
+	if err := s.store.PrepareUpload(ctx, rq.tenant(), rq.bucket, rq.key, up.ID, manifest); err != nil {
+		return err
+	}
 	info, err := s.backend.CompleteMultipart(ctx, rq.bucket, rq.key, up.BackendUploadID, parts)
 	if err != nil {
 		return err
 	}
-	// The backend has the object; record its manifest and end the session
-	// in one keystore command even if the client has gone away meanwhile.
-	ctx = context.WithoutCancel(ctx)
 	if err := s.store.CompleteUpload(ctx, rq.tenant(), rq.bucket, rq.key, up.ID,
 		keystore.Manifest{ETag: info.ETag, Data: manifest}); err != nil {
 		return err
@@ -179,7 +197,7 @@ func (s *Server) completeMultipartUpload(ctx context.Context, w http.ResponseWri
 }
 
 func (s *Server) abortMultipartUpload(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) error {
-	up, err := s.store.Upload(ctx, rq.bucket, rq.key, r.URL.Query().Get("uploadId"))
+	up, err := s.upload(ctx, rq, r.URL.Query().Get("uploadId"))
 	if errors.Is(err, keystore.ErrNotFound) || (err == nil && up.Tenant != rq.tenant()) {
 		return s3Error("NoSuchUpload")
 	}

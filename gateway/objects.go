@@ -116,16 +116,55 @@ func (s *Server) openObject(ctx context.Context, rq *request, info backend.Objec
 		return env, layout, err
 	}
 	m, err := s.store.Manifest(ctx, rq.bucket, rq.key)
-	if err != nil {
-		s.cryptoError("manifest")
-		return nil, envelope.Layout{}, fmt.Errorf("object %s/%s: manifest: %w", rq.bucket, rq.key, err)
+	if err == nil {
+		if layout, err := env.OpenManifest(m.Data); err == nil {
+			return env, layout, nil
+		}
 	}
-	layout, err := env.OpenManifest(m.Data)
+	layout, err := s.recoverManifest(ctx, rq, env, info)
 	if err != nil {
 		s.cryptoError("manifest")
 		return nil, envelope.Layout{}, fmt.Errorf("object %s/%s: %w", rq.bucket, rq.key, err)
 	}
 	return env, layout, nil
+}
+
+// recoverManifest finds the manifest of a multipart object when the local
+// replica has none that authenticates for it: first a fresher one, read at
+// the linearizable level (this node may lag behind the completion), then
+// one prepared in an upload session whose completion the backend made but
+// the keystore never recorded (a crash between the two). A prepared
+// manifest authenticates only under this object's DEK and OID, so no other
+// session's can be taken for it; the completion is then rolled forward.
+func (s *Server) recoverManifest(ctx context.Context, rq *request, env *envelope.Envelope, info backend.ObjectInfo) (envelope.Layout, error) {
+	fresh := keystore.WithReadLevel(ctx, keystore.ReadLinearizable)
+	if m, err := s.store.Manifest(fresh, rq.bucket, rq.key); err == nil {
+		if layout, err := env.OpenManifest(m.Data); err == nil {
+			return layout, nil
+		}
+	}
+	page, err := s.store.ListUploads(fresh, rq.bucket, keystore.ListUploadsOptions{Prefix: rq.key, MaxUploads: keystore.MaxUploads})
+	if err != nil {
+		return envelope.Layout{}, fmt.Errorf("manifest: %w", err)
+	}
+	for _, u := range page.Uploads {
+		if u.Key != rq.key || len(u.Manifest) == 0 {
+			continue
+		}
+		layout, err := env.OpenManifest(u.Manifest)
+		if err != nil {
+			continue
+		}
+		err = s.store.CompleteUpload(context.WithoutCancel(ctx), u.Tenant, rq.bucket, rq.key, u.ID,
+			keystore.Manifest{ETag: info.ETag, Data: u.Manifest})
+		if err != nil {
+			s.log.Warn("rolling a multipart completion forward failed", "request_id", rq.id, "error", err)
+		} else {
+			s.log.Info("rolled a multipart completion forward", "request_id", rq.id)
+		}
+		return layout, nil
+	}
+	return envelope.Layout{}, errors.New("no manifest authenticates for this object")
 }
 
 func (s *Server) cryptoError(kind string) {

@@ -60,6 +60,11 @@ func (s *Server) authorize(ctx context.Context, rq *request, need access) error 
 		return nil
 	}
 	b, err := s.store.Bucket(ctx, rq.bucket)
+	if errors.Is(err, keystore.ErrNotFound) {
+		// Perhaps created through another node a moment ago and not yet
+		// applied here: ask at the linearizable level before saying no.
+		b, err = s.store.Bucket(keystore.WithReadLevel(ctx, keystore.ReadLinearizable), rq.bucket)
+	}
 	if errors.Is(err, keystore.ErrNotFound) || (err == nil && b.Tenant != rq.tenant()) {
 		return s3Error("NoSuchBucket")
 	}

@@ -475,3 +475,73 @@ func TestGateway_OverwriteMultipartWithSinglePart(t *testing.T) {
 		t.Errorf("DeleteBucket after deleting everything: %v", err)
 	}
 }
+
+// dropsCompleteAnswer completes multipart uploads in the backend and then
+// fails, as when the gateway dies (or the connection drops) between the
+// backend's completion and the keystore's record of it.
+type dropsCompleteAnswer struct {
+	backend.Backend
+}
+
+func (d dropsCompleteAnswer) CompleteMultipart(ctx context.Context, bucket, key, uploadID string, parts []backend.Part) (backend.ObjectInfo, error) {
+	if _, err := d.Backend.CompleteMultipart(ctx, bucket, key, uploadID, parts); err != nil {
+		return backend.ObjectInfo{}, err
+	}
+	return backend.ObjectInfo{}, errors.New("connection reset after the backend completed")
+}
+
+// TestGateway_CompletionRolledForward overwrites an object with a
+// multipart upload whose completion the keystore never records: the next
+// GET finds the prepared manifest in the session, serves the new object,
+// and records the completion.
+func TestGateway_CompletionRolledForward(t *testing.T) {
+	ctx := context.Background()
+	store := keystore.OpenTest(t)
+	creds, err := store.Bootstrap(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := backend.NewFS(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	v, err := auth.NewVerifier(Secrets(store), auth.DefaultConfig("us-east-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(DefaultConfig(), dropsCompleteAnswer{fs}, store, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	c := (&testGateway{url: ts.URL, http: ts.Client(), creds: creds}).client(func(o *s3.Options) { o.Retryer = aws.NopRetryer{} })
+	mustCreateBucket(t, c, "rollfwd")
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("rollfwd"), Key: aws.String("k"), Body: strings.NewReader("old version")}); err != nil {
+		t.Fatal(err)
+	}
+	mp, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("rollfwd"), Key: aws.String("k")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("rollfwd"), Key: aws.String("k"), UploadId: mp.UploadId, PartNumber: aws.Int32(1), Body: strings.NewReader("new version")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("rollfwd"), Key: aws.String("k"), UploadId: mp.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: p1.ETag}}}})
+	if err == nil {
+		t.Fatal("the completion should have failed after the backend completed")
+	}
+	got, _ := getAll(t, c, "rollfwd", "k", "")
+	if string(got) != "new version" {
+		t.Fatalf("GET after the interrupted completion: %q, want the completed object", got)
+	}
+	if _, err := store.Manifest(ctx, "rollfwd", "k"); err != nil {
+		t.Errorf("the completion was not rolled forward into the keystore: %v", err)
+	}
+	if _, err := store.Upload(ctx, "rollfwd", "k", aws.ToString(mp.UploadId)); !errors.Is(err, keystore.ErrNotFound) {
+		t.Errorf("the session outlived the roll-forward: %v", err)
+	}
+}

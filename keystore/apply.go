@@ -241,6 +241,7 @@ func init() {
 		OpDeleteBucket:      decode(applyDeleteBucket),
 		OpPutUpload:         decode(applyPutUpload),
 		OpCompleteUpload:    decode(applyCompleteUpload),
+		OpPrepareUpload:     decode(applyPrepareUpload),
 		OpAbortUpload:       decode(applyAbortUpload),
 		OpPutManifest:       decode(applyPutManifest),
 		OpDeleteManifest:    decode(applyDeleteManifest),

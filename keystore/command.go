@@ -36,6 +36,7 @@ const (
 	OpCreateOperator    Op = 20 // createOperatorPayload
 	OpCreateOperatorKey Op = 21 // createOperatorKeyPayload
 	OpSetAllowlist      Op = 22 // setAllowlistPayload
+	OpPrepareUpload     Op = 40 // prepareUploadPayload
 	// Ops 30 to 39 are the audit log's, declared in audit.go.
 )
 
@@ -47,6 +48,7 @@ var opNames = map[Op]string{
 	OpCreateBucket: "create-bucket", OpDeleteBucket: "delete-bucket", OpPutUpload: "put-upload",
 	OpCompleteUpload: "complete-upload", OpAbortUpload: "abort-upload", OpPutManifest: "put-manifest",
 	OpDeleteManifest: "delete-manifest", OpSetUserRole: "set-user-role",
+	OpPrepareUpload:  "prepare-upload",
 	OpCreateOperator: "create-operator", OpCreateOperatorKey: "create-operator-key", OpSetAllowlist: "set-allowlist",
 }
 

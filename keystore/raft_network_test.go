@@ -128,7 +128,7 @@ func TestRaftNetwork_KeystoreOverTLS(t *testing.T) {
 	if err != nil || len(ts) != 42 {
 		t.Fatalf("restarted replica holds %d tenants: %v", len(ts), err)
 	}
-	if _, _, err := ms[2].store.ActiveKey(ctx, acme.ID); err != nil {
+	if _, _, err := ms[2].store.ActiveKey(ReadAfter(ctx, idx), acme.ID); err != nil {
 		t.Fatalf("restarted replica cannot unseal a key: %v", err)
 	}
 }

@@ -27,6 +27,11 @@ type Upload struct {
 	// BackendUploadID is the backend's id of the same upload.
 	BackendUploadID string    `json:"backend_upload_id"`
 	Initiated       time.Time `json:"initiated"`
+	// Manifest is set by PrepareUpload just before the backend completes
+	// the upload: the object's manifest, so that a completion the backend
+	// made but CompleteUpload never recorded (a crash, a lost connection)
+	// can be rolled forward by whoever next reads the object.
+	Manifest []byte `json:"manifest,omitempty"`
 }
 
 // MaxUploads is S3's page size limit for ListMultipartUploads (max-uploads
@@ -71,6 +76,14 @@ type completeUploadPayload struct {
 	Key      string   `json:"key"`
 	ID       string   `json:"id"`
 	Manifest Manifest `json:"manifest"`
+}
+
+type prepareUploadPayload struct {
+	Tenant   ID     `json:"tenant"`
+	Bucket   string `json:"bucket"`
+	Key      string `json:"key"`
+	ID       string `json:"id"`
+	Manifest []byte `json:"manifest"`
 }
 
 type abortUploadPayload struct {
@@ -121,6 +134,15 @@ func (s *Store) Upload(ctx context.Context, bucket, key, id string) (Upload, err
 func (s *Store) CompleteUpload(ctx context.Context, tenant ID, bucket, key, id string, m Manifest) error {
 	p := completeUploadPayload{Tenant: tenant, Bucket: bucket, Key: key, ID: id, Manifest: m}
 	return s.propose(ctx, OpCompleteUpload, p, nil)
+}
+
+// PrepareUpload records in upload id of bucket/key the manifest the
+// object will have once the backend completes it. The gateway calls it
+// before completing on the backend and CompleteUpload after, so that no
+// crash in between can leave a completed object without its manifest.
+func (s *Store) PrepareUpload(ctx context.Context, tenant ID, bucket, key, id string, manifest []byte) error {
+	p := prepareUploadPayload{Tenant: tenant, Bucket: bucket, Key: key, ID: id, Manifest: manifest}
+	return s.propose(ctx, OpPrepareUpload, p, nil)
 }
 
 // AbortUpload removes upload id of bucket/key.
@@ -240,6 +262,23 @@ func applyCompleteUpload(a *applyCtx, p completeUploadPayload) (any, error) {
 	}
 	a.del(k)
 	a.put(manifestKey(p.Bucket, p.Key), p.Manifest)
+	return nil, nil
+}
+
+func applyPrepareUpload(a *applyCtx, p prepareUploadPayload) (any, error) {
+	k, err := ownedUpload(a, p.Tenant, p.Bucket, p.Key, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	if len(p.Manifest) == 0 || len(p.Manifest) > MaxManifestSize {
+		return nil, reject(CodeInvalid, "upload manifest of %d bytes", len(p.Manifest))
+	}
+	var u Upload
+	if !a.get(k, &u) {
+		return nil, reject(CodeNotFound, "upload %q of %s/%s", p.ID, p.Bucket, p.Key)
+	}
+	u.Manifest = p.Manifest
+	a.put(k, u)
 	return nil, nil
 }
 

@@ -2,7 +2,9 @@ package keystore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 )
@@ -21,7 +23,7 @@ func TestUploads_PutGetCompleteAbort(t *testing.T) {
 		t.Fatalf("PutUpload = %+v", u)
 	}
 	got, err := s.Upload(ctx, "alice-data", "dir/obj", u.ID)
-	if err != nil || got != u {
+	if err != nil || !reflect.DeepEqual(got, u) {
 		t.Fatalf("Upload = %+v, %v", got, err)
 	}
 	bad := []struct {
@@ -173,5 +175,34 @@ func TestListUploads_Pagination(t *testing.T) {
 	}
 	if want := []string{"a", "a/", "b", "ba", "ba", "photos/", "z", "z"}; !slices.Equal(all, want) {
 		t.Fatalf("paged with delimiter: %q, want %q", all, want)
+	}
+}
+
+func TestPrepareUpload_KeepsManifestInSession(t *testing.T) {
+	ctx := context.Background()
+	s := OpenTest(t)
+	creds, err := s.Bootstrap(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateBucket(ctx, creds.Tenant, "prep"); err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.PutUpload(ctx, Upload{Tenant: creds.Tenant, Bucket: "prep", Key: "k", Envelope: "env", BackendUploadID: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PrepareUpload(ctx, creds.Tenant, "prep", "k", u.ID, []byte("manifest")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Upload(ctx, "prep", "k", u.ID)
+	if err != nil || string(got.Manifest) != "manifest" {
+		t.Fatalf("session after PrepareUpload: %v %q", err, got.Manifest)
+	}
+	if err := s.PrepareUpload(ctx, creds.Tenant, "prep", "k", "no-such-upload-id", []byte("m")); !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrInvalid) {
+		t.Errorf("PrepareUpload of an unknown upload: %v", err)
+	}
+	if err := s.PrepareUpload(ctx, creds.Tenant, "prep", "k", u.ID, nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("PrepareUpload without a manifest: %v", err)
 	}
 }

@@ -150,7 +150,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	adminServer := &http.Server{
 		Handler: gateway.AdminHandler(reg, map[string]gateway.Check{
-			"keystore": func(ctx context.Context) error { _, err := store.Tenants(ctx); return err },
+			// Ready only once caught up with the leader (a linearizable read).
+			"keystore": func(ctx context.Context) error {
+				_, err := store.Tenants(keystore.WithReadLevel(ctx, keystore.ReadLinearizable))
+				return err
+			},
 			"backend": func(ctx context.Context) error {
 				_, err := be.List(ctx, "tresor-health", backend.ListOptions{MaxKeys: 1})
 				return err
