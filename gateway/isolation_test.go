@@ -180,7 +180,9 @@ type isolationPrincipal struct {
 }
 
 // TestIsolationMatrix runs every S3 operation the gateway serves as every
-// kind of principal against a bucket of tenant "default" and compares
+// kind of principal (owner, teammates by role, another tenant's admin, an
+// operator, anonymous, a disabled and an expired key) against a bucket of
+// tenant "default" and compares
 // allow or deny with one table: zero unexpected allows, zero unexpected
 // denials.
 func TestIsolationMatrix(t *testing.T) {
@@ -232,6 +234,11 @@ func TestIsolationMatrix(t *testing.T) {
 	if err := st.SetAccessKeyState(ctx, keys["disabled-key"].ID, keystore.AccessKeyDisabled); err != nil {
 		t.Fatal(err)
 	}
+	op, err := st.BootstrapOperator(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys["operator"] = keystore.AccessKey{ID: op.AccessKeyID, Secret: op.SecretAccessKey}
 	clientFor := func(name string) *s3.Client {
 		switch name {
 		case "owner":
@@ -250,6 +257,7 @@ func TestIsolationMatrix(t *testing.T) {
 		{"teammate-writer", true, true},
 		{"teammate-reader", true, false},
 		{"other-admin", false, false},
+		{"operator", false, false},
 		{"anonymous", false, false},
 		{"disabled-key", false, false},
 		{"expired-key", false, false},
