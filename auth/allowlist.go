@@ -148,8 +148,20 @@ func NewAllowlists(load AllowlistLoader, ttl time.Duration) *Allowlists {
 // Allow reports whether scope's list admits ip. A list that cannot be read
 // denies.
 func (a *Allowlists) Allow(ctx context.Context, scope string, ip netip.Addr) bool {
+	ok, err := a.Check(ctx, scope, ip)
+	return err == nil && ok
+}
+
+// Check is Allow that tells a list that says no from a list that cannot be
+// read (for example on a node that has lost contact with the Raft leader
+// for longer than the keystore's max-staleness), so that a caller can
+// refuse the second with a retryable answer instead of AccessDenied.
+func (a *Allowlists) Check(ctx context.Context, scope string, ip netip.Addr) (bool, error) {
 	cs, err := a.list(ctx, scope)
-	return err == nil && cs.Allows(ip)
+	if err != nil {
+		return false, err
+	}
+	return cs.Allows(ip), nil
 }
 
 // AllowS3 reports whether an S3 request of tenant from ip passes both the

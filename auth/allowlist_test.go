@@ -159,3 +159,28 @@ func TestFilterListener(t *testing.T) {
 		t.Fatal("allowed connection not accepted")
 	}
 }
+
+// TestAllowlists_CheckTellsUnreadableFromDenied lets the caller answer a
+// list it cannot read with a retryable error rather than AccessDenied.
+func TestAllowlists_CheckTellsUnreadableFromDenied(t *testing.T) {
+	stale := errors.New("keystore: local state is stale")
+	a := NewAllowlists(func(_ context.Context, scope string) (CIDRs, error) {
+		if scope == ScopeS3 {
+			return CIDRs{netip.MustParsePrefix("10.0.0.0/8")}, nil
+		}
+		return nil, stale
+	}, time.Minute)
+	ctx := context.Background()
+	if ok, err := a.Check(ctx, ScopeS3, netip.MustParseAddr("192.0.2.1")); ok || err != nil {
+		t.Errorf("address outside the list: ok %v, err %v; want a plain denial", ok, err)
+	}
+	if ok, err := a.Check(ctx, ScopeS3, netip.MustParseAddr("10.1.2.3")); !ok || err != nil {
+		t.Errorf("address inside the list: ok %v, err %v", ok, err)
+	}
+	if ok, err := a.Check(ctx, TenantScope([16]byte{9}), netip.MustParseAddr("10.1.2.3")); ok || !errors.Is(err, stale) {
+		t.Errorf("unreadable list: ok %v, err %v; want the read error", ok, err)
+	}
+	if a.Allow(ctx, TenantScope([16]byte{9}), netip.MustParseAddr("10.1.2.3")) {
+		t.Error("Allow admits through a list it cannot read")
+	}
+}

@@ -28,11 +28,8 @@ import (
 func (s *Server) authenticate(ctx context.Context, r *http.Request, rq *request) error {
 	addr := auth.ClientIP(r, remoteAddr(r), s.cfg.TrustedProxies)
 	claimed := auth.ClaimedAccessKeyID(r)
-	if s.cfg.Allowlists != nil && !s.cfg.Allowlists.Allow(ctx, auth.ScopeS3, addr) {
-		if err := s.auditAuth(ctx, rq, audit.AllowlistDeny, "s3 allowlist", claimed, addr, nil); err != nil {
-			return err
-		}
-		return s3Error("AccessDenied")
+	if err := s.checkAllowlist(ctx, rq, auth.ScopeS3, "s3 allowlist", claimed, addr, nil); err != nil {
+		return err
 	}
 	if ok, wait := s.limiter.Allow(addr, claimed); !ok {
 		rq.retryAfter = wait
@@ -51,12 +48,9 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, rq *request)
 		}
 		return err
 	}
-	if s.cfg.Allowlists != nil && !s.cfg.Allowlists.Allow(ctx, auth.TenantScope(res.Principal.Tenant), addr) {
+	if err := s.checkAllowlist(ctx, rq, auth.TenantScope(res.Principal.Tenant), "tenant allowlist", res.AccessKeyID, addr, &res.Principal); err != nil {
 		res.Body.Close()
-		if err := s.auditAuth(ctx, rq, audit.AllowlistDeny, "tenant allowlist", res.AccessKeyID, addr, &res.Principal); err != nil {
-			return err
-		}
-		return s3Error("AccessDenied")
+		return err
 	}
 	if err := s.auditAuth(ctx, rq, audit.AuthSuccess, "", res.AccessKeyID, addr, &res.Principal); err != nil {
 		return err
@@ -66,6 +60,28 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, rq *request)
 	rq.auth = res
 	rq.body = res.Body
 	rq.length = res.DecodedLength
+	return nil
+}
+
+// checkAllowlist applies the allowlist of scope to addr: AccessDenied (and
+// an audit record) when the list says no; ServiceUnavailable, which clients
+// retry, when the list cannot be read now (a node past its max-staleness):
+// closed either way, but only a real denial is reported as one.
+func (s *Server) checkAllowlist(ctx context.Context, rq *request, scope, reason, accessKey string, addr netip.Addr, p *auth.Principal) error {
+	if s.cfg.Allowlists == nil {
+		return nil
+	}
+	ok, err := s.cfg.Allowlists.Check(ctx, scope, addr)
+	if err != nil {
+		s.log.Warn("allowlist unreadable; refusing the request", "request_id", rq.id, "error", err)
+		return s3Error("ServiceUnavailable", "Access rules cannot be read on this node right now; retry.")
+	}
+	if !ok {
+		if err := s.auditAuth(ctx, rq, audit.AllowlistDeny, reason, accessKey, addr, p); err != nil {
+			return err
+		}
+		return s3Error("AccessDenied")
+	}
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/tresor-gw/tresor/auth"
 	"github.com/tresor-gw/tresor/gateway/backend"
 	"github.com/tresor-gw/tresor/gateway/envelope"
+	"github.com/tresor-gw/tresor/keystore"
 )
 
 // APIError is an S3 error as the client sees it: a code from the S3 API
@@ -107,6 +108,12 @@ func toAPIError(err error) *APIError {
 	var ae *auth.Error
 	if errors.As(err, &ae) {
 		return s3Error(ae.Code, ae.Message)
+	}
+	if errors.Is(err, keystore.ErrStale) {
+		// This node has not heard from the Raft leader within the keystore's
+		// max-staleness: it refuses to serve from possibly stale keys and
+		// rules, and the client retries, here or at another zone's node.
+		return s3Error("ServiceUnavailable", "This node cannot confirm its keys are current; retry.")
 	}
 	if errors.Is(err, envelope.ErrSizeMismatch) {
 		return s3Error("IncompleteBody")
