@@ -35,6 +35,7 @@ func commands() []command {
 		{"admin", "tenants, users, access keys, allowlists, key rotation (admin API)", runAdmin},
 		{"cluster", "status, transfer-leader, promote, remove: operate a cluster", runCluster},
 		{"audit", "verify, export and review the login audit log", runAudit},
+		{"operator", "init, unseal: root key held as M-of-N shares", runOperator},
 		{"bench", "failover drills and keystore write rates on real processes", runBench},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			_, err := fmt.Fprintln(stdout, "tresor", version)

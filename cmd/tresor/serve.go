@@ -58,6 +58,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	kcfg := keystore.DefaultConfig(cfg.DataDir)
 	kcfg.RootKeyFile = cfg.RootKeyFile
 	kcfg.Logger = log.With("component", "keystore")
+	// A data dir with root.custody.json starts sealed until T shares come in (operator.go).
+	if kcfg.RootKey, err = unsealRootKey(ctx, cfg, log); errors.Is(err, errStoppedSealed) {
+		return nil
+	} else if err != nil {
+		return err
+	}
 	// Cluster mode (cluster.go): nil for a single node; else the keystore
 	// runs on Raft, and a joining node enrolls here first.
 	cl, err := prepareCluster(ctx, cfg, log, &kcfg)
