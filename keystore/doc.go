@@ -93,8 +93,12 @@
 // cached for Config.KeyCacheTTL (default 30 s); the node applying a change
 // to a tenant's keys or state drops its cache at once, and the TTL bounds
 // staleness otherwise. A destroyed key therefore stops decrypting on every
-// node within replication lag plus KeyCacheTTL. Access key lookups are not
-// cached: a disabled access key is refused on the next request.
+// node within replication lag plus KeyCacheTTL. The cache answers only
+// local reads, and only after the same staleness barrier as the store, so a
+// node cut off from the leader stops decrypting after MaxStaleness even with
+// warm entries (destroy_bound_test.go measures both bounds). Access key
+// lookups are not cached: a disabled access key is refused on the next
+// request.
 //
 // # With Raft
 //

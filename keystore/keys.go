@@ -172,8 +172,12 @@ func (s *Store) KeyVersions(ctx context.Context, tenant ID) ([]KeyVersion, error
 // The caller may keep and wipe the returned secret: it is a copy.
 func (s *Store) ActiveKey(ctx context.Context, tenant [16]byte) (id [16]byte, secret []byte, err error) {
 	now := s.now()
-	if id, secret, ok := s.keys.getActive(tenant, now); ok {
-		return id, secret, nil
+	if ok, err := s.cacheServes(ctx); err != nil {
+		return [16]byte{}, nil, err
+	} else if ok {
+		if id, secret, ok := s.keys.getActive(tenant, now); ok {
+			return id, secret, nil
+		}
 	}
 	gen := s.keys.generation()
 	var r keyRecord
@@ -209,8 +213,12 @@ func (s *Store) ActiveKey(ctx context.Context, tenant [16]byte) (id [16]byte, se
 // is the envelope's key provider method; the secret is a copy.
 func (s *Store) Key(ctx context.Context, tenant, id [16]byte) (secret []byte, err error) {
 	now := s.now()
-	if secret, ok := s.keys.getSecret(tenant, id, now); ok {
-		return secret, nil
+	if ok, err := s.cacheServes(ctx); err != nil {
+		return nil, err
+	} else if ok {
+		if secret, ok := s.keys.getSecret(tenant, id, now); ok {
+			return secret, nil
+		}
 	}
 	gen := s.keys.generation()
 	var r keyRecord
@@ -243,6 +251,22 @@ func (s *Store) Key(ctx context.Context, tenant, id [16]byte) (secret []byte, er
 	}
 	s.keys.putSecret(gen, tenant, id, secret, now)
 	return secret, nil
+}
+
+// cacheServes reports whether the key cache may answer a read at ctx's
+// level. The cache stands in for a local read, so it passes the same
+// staleness barrier first: without it a node cut off from the leader would
+// keep decrypting from warm entries for a whole KeyCacheTTL, past the
+// MaxStaleness that the destroy bound promises (DESIGN.md section 4).
+// Stricter levels skip the cache and read the store.
+func (s *Store) cacheServes(ctx context.Context) (bool, error) {
+	if readLevel(ctx) != ReadLocal {
+		return false, nil
+	}
+	if err := s.log.Barrier(ctx, ReadLocal); err != nil {
+		return false, fmt.Errorf("keystore: read barrier: %w", err)
+	}
+	return true, nil
 }
 
 // readUsableTenant reads a tenant whose keys may be used: active.

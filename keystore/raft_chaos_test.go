@@ -29,6 +29,8 @@ type raftCluster struct {
 	c      *replication.Cluster
 	stores []*Store
 	fsms   []*RaftFSM
+	// configure, if set, adjusts store i's Config before it opens.
+	configure func(i int, cfg *Config)
 }
 
 // nodeRef is the Replicator of store i: whichever raft node runs as node i
@@ -82,9 +84,19 @@ func (r nodeRef) CheckStaleness(max time.Duration) error {
 
 const testCluster = "test-cluster"
 
+// testMaxStaleness is RaftConfig.MaxStaleness of every test cluster's stores.
+const testMaxStaleness = time.Second
+
 func newRaftCluster(t *testing.T, zones []string, tune func(*replication.Config)) *raftCluster {
 	t.Helper()
-	rc := &raftCluster{root: make([]byte, RootKeySize)}
+	return newConfiguredRaftCluster(t, zones, tune, nil)
+}
+
+// newConfiguredRaftCluster is newRaftCluster with configure applied to each
+// store's Config.
+func newConfiguredRaftCluster(t *testing.T, zones []string, tune func(*replication.Config), configure func(i int, cfg *Config)) *raftCluster {
+	t.Helper()
+	rc := &raftCluster{root: make([]byte, RootKeySize), configure: configure}
 	rand.Read(rc.root)
 	for range zones {
 		rc.openStore(t)
@@ -114,12 +126,15 @@ func (rc *raftCluster) openStore(t *testing.T) int {
 	cfg.SyncWrites = false
 	cfg.NewLog = RaftConfig{
 		ClusterID:    testCluster,
-		MaxStaleness: time.Second,
+		MaxStaleness: testMaxStaleness,
 		Start: func(fsm replication.FSM) (Replicator, error) {
 			rc.fsms = append(rc.fsms, fsm.(*RaftFSM))
 			return nodeRef{rc, i}, nil
 		},
 	}.NewLog()
+	if rc.configure != nil {
+		rc.configure(i, &cfg)
+	}
 	s, err := Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
