@@ -21,4 +21,8 @@ type Principal struct {
 	Tenant [16]byte // the tenant the user is a team member of
 	User   [16]byte // the user the access key belongs to
 	Role   string   // the user's role in the tenant, e.g. "admin", "writer", "reader"
+	// Confined principals reach only the buckets in Grants (bucket name to
+	// role); keystore.BucketRole is the rule.
+	Confined bool
+	Grants   map[string]string
 }

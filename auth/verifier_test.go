@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -474,7 +475,7 @@ func TestVerify_ReadsNoBody(t *testing.T) {
 		if u.read {
 			t.Fatal("Verify read the body")
 		}
-		if secret == testSK && (err != nil || res.Principal != p || res.AccessKeyID != testAK) {
+		if secret == testSK && (err != nil || !reflect.DeepEqual(res.Principal, p) || res.AccessKeyID != testAK) {
 			t.Fatalf("result %+v, %v", res, err)
 		}
 		if secret != testSK && err == nil {

@@ -166,5 +166,12 @@ func (k keystoreSecrets) Secret(ctx context.Context, id string) ([]byte, auth.Pr
 	if ak.State != keystore.AccessKeyActive || (!ak.Expires.IsZero() && !k.now().Before(ak.Expires)) || ak.Secret == "" {
 		return nil, auth.Principal{}, auth.ErrUnknownAccessKey
 	}
-	return []byte(ak.Secret), auth.Principal{Tenant: ak.Tenant, User: ak.User, Role: string(ak.Role)}, nil
+	p := auth.Principal{Tenant: ak.Tenant, User: ak.User, Role: string(ak.Role), Confined: ak.Confined}
+	if len(ak.Grants) > 0 {
+		p.Grants = make(map[string]string, len(ak.Grants))
+		for b, r := range ak.Grants {
+			p.Grants[b] = string(r)
+		}
+	}
+	return []byte(ak.Secret), p, nil
 }

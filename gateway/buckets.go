@@ -34,6 +34,9 @@ func (s *Server) listBuckets(ctx context.Context, w http.ResponseWriter, r *http
 	}
 	res := listAllMyBucketsResult{Xmlns: s3Namespace, Owner: rq.owner()}
 	for _, b := range buckets {
+		if keystore.BucketRole(rq.caller.Role, rq.caller.Confined, rq.caller.Grants, b.Name) == "" {
+			continue // not granted to a confined caller
+		}
 		res.Buckets = append(res.Buckets, bucketInfo{Name: b.Name, CreationDate: s3Time(b.Created)})
 	}
 	return writeXML(w, res)

@@ -177,6 +177,9 @@ var errDenied = fmt.Errorf("denied")
 type isolationPrincipal struct {
 	name        string
 	read, write bool
+	// grant, if set, is the role the principal, confined to granted
+	// buckets, holds on the fixture's bucket.
+	grant keystore.Role
 }
 
 // TestIsolationMatrix runs every S3 operation the gateway serves as every
@@ -228,6 +231,13 @@ func TestIsolationMatrix(t *testing.T) {
 		"other-admin":     mkKey(other.ID, "eve", keystore.RoleAdmin, time.Time{}),
 		"disabled-key":    mkKey(tenant, "dis", keystore.RoleAdmin, time.Time{}),
 		"expired-key":     mkKey(tenant, "exp", keystore.RoleAdmin, start.Add(time.Minute)),
+		// Writers confined to granted buckets (keystore.User.Confined).
+		"granted-writer": mkKey(tenant, "gwr", keystore.RoleWriter, time.Time{}),
+		"granted-reader": mkKey(tenant, "grd", keystore.RoleWriter, time.Time{}),
+		"not-granted":    mkKey(tenant, "ngr", keystore.RoleWriter, time.Time{}),
+	}
+	if _, err := st.GrantBucket(ctx, keys["not-granted"].User, "iso-elsewhere", keystore.RoleWriter); err != nil {
+		t.Fatal(err)
 	}
 	later := start.Add(2 * time.Minute)
 	now.Store(&later) // the expired key's time is up; every other key lives on
@@ -252,15 +262,18 @@ func TestIsolationMatrix(t *testing.T) {
 			HTTPClient: g.http, Credentials: credentials.NewStaticCredentialsProvider(k.ID, k.Secret, "")})
 	}
 	principals := []isolationPrincipal{
-		{"owner", true, true},
-		{"teammate-admin", true, true},
-		{"teammate-writer", true, true},
-		{"teammate-reader", true, false},
-		{"other-admin", false, false},
-		{"operator", false, false},
-		{"anonymous", false, false},
-		{"disabled-key", false, false},
-		{"expired-key", false, false},
+		{"owner", true, true, ""},
+		{"teammate-admin", true, true, ""},
+		{"teammate-writer", true, true, ""},
+		{"teammate-reader", true, false, ""},
+		{"other-admin", false, false, ""},
+		{"operator", false, false, ""},
+		{"anonymous", false, false, ""},
+		{"disabled-key", false, false, ""},
+		{"expired-key", false, false, ""},
+		{"granted-writer", true, true, keystore.RoleWriter},
+		{"granted-reader", true, false, keystore.RoleReader},
+		{"not-granted", false, false, ""},
 	}
 
 	n := 0
@@ -283,6 +296,14 @@ func TestIsolationMatrix(t *testing.T) {
 				t.Fatal(err)
 			}
 			f.partETag = aws.ToString(part.ETag)
+			if p.grant != "" {
+				// The fixture's bucket, and the one CopyObjectOut makes.
+				for _, b := range []string{f.bucket, f.bucket + "-thief"} {
+					if _, err := st.GrantBucket(ctx, keys[p.name].User, b, p.grant); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
 
 			want := p.read && (!op.write || p.write)
 			err = op.run(ctx, clientFor(p.name), f)

@@ -43,11 +43,18 @@ func (rq *request) owner() owner {
 }
 
 // authorize checks that the caller's role allows the operation and that
-// the caller's tenant owns the bucket. A bucket of another tenant is
-// reported exactly as a missing one, so nobody can probe for other
+// the caller's tenant owns the bucket. A caller confined to granted buckets
+// (keystore.User.Confined) gets its role on the bucket instead and none on
+// a bucket not granted; it may create a bucket it was granted as a writer
+// before the bucket existed. A bucket of another tenant
+// is reported exactly as a missing one, so nobody can probe for other
 // tenants' buckets.
 func (s *Server) authorize(ctx context.Context, rq *request, need access) error {
-	switch keystore.Role(rq.caller.Role) {
+	role := rq.caller.Role
+	if rq.bucket != "" {
+		role = keystore.BucketRole(role, rq.caller.Confined, rq.caller.Grants, rq.bucket)
+	}
+	switch keystore.Role(role) {
 	case keystore.RoleAdmin, keystore.RoleWriter:
 	case keystore.RoleReader:
 		if need != accessRead {

@@ -25,13 +25,16 @@ type AccessKey struct {
 	// Secret is the secret access key. SigV4 needs it in clear, so it is
 	// sealed, not hashed, in the store. Only CreateAccessKey and the
 	// AccessKey lookup fill it.
-	Secret   string         `json:"-"`
-	Tenant   ID             `json:"tenant"`
-	User     ID             `json:"user"`
-	UserName string         `json:"user_name"`
-	Role     Role           `json:"role"`
-	State    AccessKeyState `json:"state"`
-	Created  time.Time      `json:"created"`
+	Secret   string `json:"-"`
+	Tenant   ID     `json:"tenant"`
+	User     ID     `json:"user"`
+	UserName string `json:"user_name"`
+	Role     Role   `json:"role"`
+	// Confined and Grants are the user's (User.Confined, User.Grants).
+	Confined bool            `json:"confined,omitempty"`
+	Grants   map[string]Role `json:"grants,omitempty"`
+	State    AccessKeyState  `json:"state"`
+	Created  time.Time       `json:"created"`
 	// Expires is when the key stops working; zero means never.
 	Expires time.Time `json:"expires,omitzero"`
 }
@@ -49,7 +52,7 @@ type accessKeyRecord struct {
 
 func (r accessKeyRecord) public(u User) AccessKey {
 	return AccessKey{
-		ID: r.ID, Tenant: r.Tenant, User: r.User, UserName: u.Name, Role: u.Role,
+		ID: r.ID, Tenant: r.Tenant, User: r.User, UserName: u.Name, Role: u.Role, Confined: u.Confined, Grants: u.Grants,
 		State: r.State, Created: r.Created, Expires: r.Expires,
 	}
 }

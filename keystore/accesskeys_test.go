@@ -2,6 +2,7 @@ package keystore
 
 import (
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func TestCreateUser(t *testing.T) {
 				return
 			}
 			got, err := s.UserByName(ctx, tt.tenant, tt.user)
-			if err != nil || got != u || u.Role != tt.role || u.Tenant != tt.tenant {
+			if err != nil || !reflect.DeepEqual(got, u) || u.Role != tt.role || u.Tenant != tt.tenant {
 				t.Fatalf("UserByName = %+v, %v; created %+v", got, err, u)
 			}
 		})

@@ -234,6 +234,7 @@ func init() {
 		OpCreateUser:        decode(applyCreateUser),
 		OpDeleteUser:        decode(applyDeleteUser),
 		OpSetUserRole:       decode(applySetUserRole),
+		OpSetUserGrant:      decode(applySetUserGrant),
 		OpCreateAccessKey:   decode(applyCreateAccessKey),
 		OpSetAccessKeyState: decode(applySetAccessKeyState),
 		OpDeleteAccessKey:   decode(applyDeleteAccessKey),

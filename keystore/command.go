@@ -32,10 +32,12 @@ const (
 	OpPutManifest       Op = 17 // putManifestPayload
 	OpDeleteManifest    Op = 18 // deleteManifestPayload
 	OpSetUserRole       Op = 19 // setUserRolePayload
-	// Ops 20 to 29: operators (operators.go) and IP allowlists (allowlists.go).
+	// Ops 20 to 29: operators (operators.go), IP allowlists (allowlists.go)
+	// and per-bucket grants (users.go).
 	OpCreateOperator    Op = 20 // createOperatorPayload
 	OpCreateOperatorKey Op = 21 // createOperatorKeyPayload
 	OpSetAllowlist      Op = 22 // setAllowlistPayload
+	OpSetUserGrant      Op = 23 // setUserGrantPayload
 	OpPrepareUpload     Op = 40 // prepareUploadPayload
 	// Ops 30 to 39 are the audit log's, declared in audit.go.
 )
@@ -47,7 +49,7 @@ var opNames = map[Op]string{
 	OpSetAccessKeyState: "set-access-key-state", OpDeleteAccessKey: "delete-access-key",
 	OpCreateBucket: "create-bucket", OpDeleteBucket: "delete-bucket", OpPutUpload: "put-upload",
 	OpCompleteUpload: "complete-upload", OpAbortUpload: "abort-upload", OpPutManifest: "put-manifest",
-	OpDeleteManifest: "delete-manifest", OpSetUserRole: "set-user-role",
+	OpDeleteManifest: "delete-manifest", OpSetUserRole: "set-user-role", OpSetUserGrant: "set-user-grant",
 	OpPrepareUpload:  "prepare-upload",
 	OpCreateOperator: "create-operator", OpCreateOperatorKey: "create-operator-key", OpSetAllowlist: "set-allowlist",
 }

@@ -28,8 +28,41 @@ type User struct {
 	Tenant ID     `json:"tenant"`
 	Name   string `json:"name"`
 	Role   Role   `json:"role"`
+	// Confined users reach only the buckets in Grants, each with a role
+	// (RoleWriter or RoleReader) of which the weaker of it and Role
+	// applies; other users' Role applies to every bucket of the tenant.
+	// The first grant confines a user, revoking grants never lifts the
+	// confinement (ClearGrants does). Admins take no grants: they manage
+	// the team and could lift them anyway.
+	Confined bool            `json:"confined,omitempty"`
+	Grants   map[string]Role `json:"grants,omitempty"`
 	// Created is the proposer's clock at creation.
 	Created time.Time `json:"created"`
+}
+
+// MaxUserGrants bounds a user's per-bucket grants: the grants travel with
+// every access key lookup.
+const MaxUserGrants = 100
+
+// BucketRole is the role u has on bucket, "" for none.
+func (u User) BucketRole(bucket string) Role { return BucketRole(u.Role, u.Confined, u.Grants, bucket) }
+
+// BucketRole is the role on bucket of a user with role, confinement and
+// grants: role if not confined, else the weaker of role and the bucket's
+// grant, and "" (no access) for a bucket not granted. It is generic so that
+// auth.Principal, which carries roles as strings, shares the rule.
+func BucketRole[R ~string](role R, confined bool, grants map[string]R, bucket string) R {
+	if !confined {
+		return role
+	}
+	g, ok := grants[bucket]
+	if !ok {
+		return ""
+	}
+	if role == R(RoleReader) || g == R(RoleReader) {
+		return R(RoleReader)
+	}
+	return g
 }
 
 type createUserPayload struct {
@@ -43,6 +76,12 @@ type deleteUserPayload struct {
 type setUserRolePayload struct {
 	User ID   `json:"user"`
 	Role Role `json:"role"`
+}
+
+type setUserGrantPayload struct {
+	User   ID     `json:"user"`
+	Bucket string `json:"bucket"` // "" with Role "": clear every grant and the confinement
+	Role   Role   `json:"role"`   // "" revokes
 }
 
 // CreateUser adds a user to tenant. Names are unique within the tenant, 1 to
@@ -119,6 +158,35 @@ func (s *Store) SetUserRole(ctx context.Context, id ID, role Role) error {
 	return s.propose(ctx, OpSetUserRole, setUserRolePayload{User: id, Role: role}, nil)
 }
 
+// GrantBucket gives user role (RoleWriter or RoleReader) on bucket and
+// confines it to its granted buckets; the grant applies to its access keys
+// at once. The bucket need not exist yet, but only a bucket of the user's
+// own tenant is ever reachable through it.
+func (s *Store) GrantBucket(ctx context.Context, user ID, bucket string, role Role) (User, error) {
+	return s.setGrant(ctx, setUserGrantPayload{User: user, Bucket: bucket, Role: role})
+}
+
+// RevokeBucket removes user's grant on bucket. The user stays confined:
+// revoking its last grant leaves it no bucket at all.
+func (s *Store) RevokeBucket(ctx context.Context, user ID, bucket string) (User, error) {
+	if bucket == "" {
+		return User{}, fmt.Errorf("%w: revoke needs a bucket", ErrInvalid)
+	}
+	return s.setGrant(ctx, setUserGrantPayload{User: user, Bucket: bucket})
+}
+
+// ClearGrants removes user's grants and confinement: its role applies to
+// every bucket of the tenant again.
+func (s *Store) ClearGrants(ctx context.Context, user ID) (User, error) {
+	return s.setGrant(ctx, setUserGrantPayload{User: user})
+}
+
+func (s *Store) setGrant(ctx context.Context, p setUserGrantPayload) (User, error) {
+	var u User
+	err := s.propose(ctx, OpSetUserGrant, p, &u)
+	return u, err
+}
+
 func readUser(txn *badger.Txn, id ID) (User, error) {
 	var u User
 	ok, err := read(txn, userKey(id), &u)
@@ -182,7 +250,45 @@ func applySetUserRole(a *applyCtx, p setUserRolePayload) (any, error) {
 	if !p.Role.valid() {
 		return nil, reject(CodeInvalid, "role %q: want %q, %q or %q", p.Role, RoleAdmin, RoleWriter, RoleReader)
 	}
+	if p.Role == RoleAdmin && u.Confined {
+		return nil, reject(CodeState, "user %s is confined to granted buckets: clear its grants before making it an admin", u.Name)
+	}
 	u.Role = p.Role
+	a.put(userKey(u.ID), u)
+	return u, nil
+}
+
+func applySetUserGrant(a *applyCtx, p setUserGrantPayload) (any, error) {
+	var u User
+	if !a.get(userKey(p.User), &u) {
+		return nil, reject(CodeNotFound, "user %s", p.User)
+	}
+	switch {
+	case p.Bucket == "" && p.Role == "":
+		u.Confined, u.Grants = false, nil
+	case p.Role == "":
+		if _, ok := u.Grants[p.Bucket]; !ok {
+			return nil, reject(CodeNotFound, "user %s has no grant on bucket %s", u.Name, p.Bucket)
+		}
+		delete(u.Grants, p.Bucket)
+	default:
+		if err := validBucketName(p.Bucket); err != nil {
+			return nil, err
+		}
+		if p.Role != RoleWriter && p.Role != RoleReader {
+			return nil, reject(CodeInvalid, "grant role %q: want %q or %q", p.Role, RoleWriter, RoleReader)
+		}
+		if u.Role == RoleAdmin {
+			return nil, reject(CodeState, "user %s is an admin: admins take no bucket grants", u.Name)
+		}
+		if _, ok := u.Grants[p.Bucket]; !ok && len(u.Grants) >= MaxUserGrants {
+			return nil, reject(CodeInvalid, "user %s has %d grants, the most a user may have", u.Name, MaxUserGrants)
+		}
+		if u.Grants == nil {
+			u.Grants = map[string]Role{}
+		}
+		u.Confined, u.Grants[p.Bucket] = true, p.Role
+	}
 	a.put(userKey(u.ID), u)
 	return u, nil
 }
