@@ -36,7 +36,11 @@ type ReviewConfig struct {
 	// Keys opens tenant fields; nil leaves them opaque.
 	Keys TenantKeys
 	// SystemKey opens records without a tenant; nil leaves them opaque.
-	SystemKey  []byte
+	SystemKey []byte
+	// Tenant, if not zero, restricts the review to that tenant's records:
+	// a tenant admin's review, which must not see anyone else's (the
+	// others are skipped before they are opened or counted).
+	Tenant     [16]byte
 	Thresholds Thresholds
 }
 
@@ -99,6 +103,9 @@ func Review(ctx context.Context, dir string, cfg ReviewConfig) (Summary, error) 
 	err = Entries(ctx, dir, func(e Entry, perr error) error {
 		if perr != nil {
 			s.Unreadable++
+			return nil
+		}
+		if cfg.Tenant != ([16]byte{}) && e.Tenant != cfg.Tenant {
 			return nil
 		}
 		inWindow := !e.Time.Before(cfg.Since) && (cfg.Until.IsZero() || e.Time.Before(cfg.Until))

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -86,5 +87,44 @@ func TestReview_Summary(t *testing.T) {
 				t.Fatalf("review with keys: %+v %+v %+v", na, s.FailuresByKey[0], s.AdminActions[0])
 			}
 		})
+	}
+}
+
+// A tenant's review holds its own records only: another tenant's, and the
+// system's (allowlist denials without a tenant, operator actions), are not
+// counted, listed or opened.
+func TestReview_OneTenant(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	keys := newFakeKeys(tenantA, tenantB)
+	since := writeReviewLog(t, dir, keys)
+	want := fmt.Sprintf("%x", tenantA)
+
+	s, err := Review(context.Background(), dir, ReviewConfig{Since: since, Keys: keys, Tenant: tenantA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// tenant A's: 6 failures and 3 logins in the window.
+	if s.Records != 9 || s.ByKind[AuthFailure] != 6 || s.ByKind[AuthSuccess] != 3 || s.Opaque != 0 {
+		t.Fatalf("tenant review counts %+v", s)
+	}
+	if len(s.DeniedByAddr) != 0 || len(s.RateLimited) != 0 || len(s.AdminActions) != 0 {
+		t.Fatalf("tenant review shows others' records: denied %+v rate-limited %+v admin %+v", s.DeniedByAddr, s.RateLimited, s.AdminActions)
+	}
+	for _, c := range append(s.FailuresByKey, s.FailuresByAddr...) {
+		if c.Tenant != want {
+			t.Fatalf("count of tenant %s in tenant %s's review", c.Tenant, want)
+		}
+	}
+	if len(s.NewAddresses) != 1 || s.NewAddresses[0].User != "bob" || s.NewAddresses[0].Addr != "203.0.113.50" {
+		t.Fatalf("new addresses %+v", s.NewAddresses)
+	}
+
+	s, err = Review(context.Background(), dir, ReviewConfig{Since: since, Keys: keys, Tenant: tenantB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Records != 1 || s.ByKind[RateLimited] != 1 || len(s.FailuresByKey) != 0 || len(s.NewAddresses) != 0 {
+		t.Fatalf("tenant B's review %+v", s)
 	}
 }
