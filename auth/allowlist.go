@@ -118,7 +118,10 @@ type Allowlists struct {
 	ttl  time.Duration
 	now  func() time.Time
 
-	mu      sync.Mutex
+	mu sync.Mutex
+	// gen counts Forget calls: a load that began before one does not
+	// cache what it read, which may predate the change Forget announced.
+	gen     uint64
 	entries map[string]allowlistEntry
 	// good is the last list read without error, per scope, for
 	// AllowLastKnown.
@@ -192,6 +195,7 @@ func (a *Allowlists) AllowLastKnown(ctx context.Context, scope string, ip netip.
 func (a *Allowlists) Forget() {
 	a.mu.Lock()
 	clear(a.entries)
+	a.gen++
 	a.mu.Unlock()
 }
 
@@ -199,6 +203,7 @@ func (a *Allowlists) list(ctx context.Context, scope string) (CIDRs, error) {
 	now := a.now()
 	a.mu.Lock()
 	e, ok := a.entries[scope]
+	gen := a.gen
 	a.mu.Unlock()
 	if ok && now.Before(e.until) {
 		return e.cidrs, e.err
@@ -209,6 +214,12 @@ func (a *Allowlists) list(ctx context.Context, scope string) (CIDRs, error) {
 		ttl /= 10
 	}
 	a.mu.Lock()
+	defer a.mu.Unlock()
+	if gen != a.gen || (err != nil && ctx.Err() != nil) {
+		// Forgotten meanwhile, or this caller gave up: the answer is
+		// this caller's alone, not the node's for a TTL.
+		return cs, err
+	}
 	if len(a.entries) >= maxAllowlistEntries {
 		clear(a.entries)
 		clear(a.good)
@@ -217,7 +228,6 @@ func (a *Allowlists) list(ctx context.Context, scope string) (CIDRs, error) {
 	if err == nil {
 		a.good[scope] = cs
 	}
-	a.mu.Unlock()
 	return cs, err
 }
 

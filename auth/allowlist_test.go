@@ -184,3 +184,49 @@ func TestAllowlists_CheckTellsUnreadableFromDenied(t *testing.T) {
 		t.Error("Allow admits through a list it cannot read")
 	}
 }
+
+// A load that began before a Forget must not cache the list it read, which
+// may predate the change; a load that failed because its caller gave up
+// must not make the node deny others for a while.
+func TestAllowlists_NoStaleOrAbandonedCaching(t *testing.T) {
+	open := CIDRs(nil)
+	closed := CIDRs{netip.MustParsePrefix("10.0.0.0/8")}
+	current := open
+	var a *Allowlists
+	forgetDuringLoad := false
+	a = NewAllowlists(func(ctx context.Context, scope string) (CIDRs, error) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		read := current
+		if forgetDuringLoad {
+			// The list changes and the node forgets while this load
+			// is in flight with the old list.
+			forgetDuringLoad = false
+			current = closed
+			a.Forget()
+		}
+		return read, nil
+	}, time.Hour)
+	ip := netip.MustParseAddr("192.0.2.1")
+	ctx := context.Background()
+
+	forgetDuringLoad = true
+	if !a.Allow(ctx, ScopeS3, ip) {
+		t.Fatal("the load that raced the change answered with the new list")
+	}
+	if a.Allow(ctx, ScopeS3, ip) {
+		t.Fatal("the list read before Forget was cached: the change is invisible for a TTL")
+	}
+
+	current = open
+	a.Forget()
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	if ok, err := a.Check(gone, ScopeAdmin, ip); ok || err == nil {
+		t.Fatalf("Check with a canceled context = %v, %v", ok, err)
+	}
+	if ok, err := a.Check(ctx, ScopeAdmin, ip); !ok || err != nil {
+		t.Fatalf("after an abandoned load, Check = %v, %v: the caller's cancellation was cached", ok, err)
+	}
+}

@@ -42,6 +42,18 @@ func (k Kind) String() string {
 // MarshalText writes the kind's name.
 func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 
+// UnmarshalText reads a kind's name, so that a JSON review (Summary.ByKind)
+// reads back.
+func (k *Kind) UnmarshalText(b []byte) error {
+	for kind, name := range kindNames {
+		if name == string(b) {
+			*k = kind
+			return nil
+		}
+	}
+	return fmt.Errorf("audit: unknown record kind %q", b)
+}
+
 // Record is one audit event as the gateway reports it. AccessKeyID, User,
 // SourceAddr and Bucket identify people and are stored encrypted under the
 // tenant's audit key; the other fields are stored in clear.
