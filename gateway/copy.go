@@ -58,15 +58,14 @@ func (s *Server) source(ctx context.Context, r *http.Request, rq *request) (*req
 	if err := s.authorize(ctx, src, accessRead); err != nil {
 		return nil, backend.ObjectInfo{}, nil, envelope.Layout{}, err
 	}
-	info, err := s.backend.Head(ctx, bucket, key)
+	info, env, layout, err := s.headAndOpen(ctx, src)
 	if err != nil {
 		return nil, backend.ObjectInfo{}, nil, envelope.Layout{}, err
 	}
 	if err := copyPreconditions(r.Header, info); err != nil {
 		return nil, backend.ObjectInfo{}, nil, envelope.Layout{}, err
 	}
-	env, layout, err := s.openObject(ctx, src, info)
-	return src, info, env, layout, err
+	return src, info, env, layout, nil
 }
 
 // copyObject copies inside the backend without the data passing through

@@ -115,6 +115,9 @@ func toAPIError(err error) *APIError {
 		// rules, and the client retries, here or at another zone's node.
 		return s3Error("ServiceUnavailable", "This node cannot confirm its keys are current; retry.")
 	}
+	if errors.Is(err, errOverwritten) {
+		return s3Error("ServiceUnavailable", "The object was overwritten while it was read, again and again; retry.")
+	}
 	if errors.Is(err, envelope.ErrSizeMismatch) {
 		return s3Error("IncompleteBody")
 	}

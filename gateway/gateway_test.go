@@ -69,11 +69,19 @@ func newTestGateway(t testing.TB, kind string, useTLS bool, configure ...func(*C
 // here.
 func newTestGatewayOn(t testing.TB, store *keystore.Store, kind string, useTLS bool, configure ...func(*Config)) *testGateway {
 	t.Helper()
+	be, objects := newTestBackend(t, kind)
+	g := newTestGatewayWith(t, store, be, useTLS, configure...)
+	g.objects = objects
+	return g
+}
+
+// newTestGatewayWith is newTestGatewayOn over a given backend.
+func newTestGatewayWith(t testing.TB, store *keystore.Store, be backend.Backend, useTLS bool, configure ...func(*Config)) *testGateway {
+	t.Helper()
 	creds, err := store.Bootstrap(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	be, objects := newTestBackend(t, kind)
 	v, err := auth.NewVerifier(Secrets(store), auth.DefaultConfig("us-east-1"))
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +102,7 @@ func newTestGatewayOn(t testing.TB, store *keystore.Store, kind string, useTLS b
 		ts = httptest.NewServer(srv)
 	}
 	t.Cleanup(ts.Close)
-	return &testGateway{url: ts.URL, http: ts.Client(), store: store, backend: be, objects: objects, creds: creds}
+	return &testGateway{url: ts.URL, http: ts.Client(), store: store, backend: be, creds: creds}
 }
 
 // client returns an aws-sdk-go-v2 S3 client with the SDK's defaults

@@ -129,13 +129,14 @@ func (s *Server) completeMultipartUpload(ctx context.Context, w http.ResponseWri
 	if len(req.Parts) == 0 || len(req.Parts) > maxPartNumber {
 		return s3Error("MalformedXML", "The XML you provided must list between 1 and 10000 parts.")
 	}
+	id := r.URL.Query().Get("uploadId")
 	up, env, err := s.session(ctx, r, rq)
 	if err != nil {
-		return err
+		return s.completedBefore(ctx, w, rq, id, err)
 	}
 	uploaded, err := s.backend.ListParts(ctx, rq.bucket, rq.key, up.BackendUploadID)
 	if err != nil {
-		return err
+		return s.completedBefore(ctx, w, rq, id, err)
 	}
 	byNumber := make(map[int]backend.Part, len(uploaded))
 	for _, p := range uploaded {
@@ -179,21 +180,47 @@ func (s *Server) completeMultipartUpload(ctx context.Context, w http.ResponseWri
 	// forward (recoverManifest).
 	ctx = context.WithoutCancel(ctx)
 	if err := s.store.PrepareUpload(ctx, rq.tenant(), rq.bucket, rq.key, up.ID, manifest); err != nil {
-		return err
+		return s.completedBefore(ctx, w, rq, id, err)
 	}
 	info, err := s.backend.CompleteMultipart(ctx, rq.bucket, rq.key, up.BackendUploadID, parts)
 	if err != nil {
-		return err
+		return s.completedBefore(ctx, w, rq, id, err)
 	}
 	if err := s.store.CompleteUpload(ctx, rq.tenant(), rq.bucket, rq.key, up.ID,
 		keystore.Manifest{ETag: info.ETag, Data: manifest}); err != nil {
-		return err
+		return s.completedBefore(ctx, w, rq, id, err)
 	}
+	return s.writeCompleted(w, rq, info.ETag)
+}
+
+func (s *Server) writeCompleted(w http.ResponseWriter, rq *request, etag string) error {
 	sseHeaders(w.Header(), rq.tenant())
 	return writeXML(w, completeMultipartUploadResult{
 		Xmlns: s3Namespace, Location: "/" + rq.bucket + "/" + rq.key,
-		Bucket: rq.bucket, Key: rq.key, ETag: info.ETag,
+		Bucket: rq.bucket, Key: rq.key, ETag: etag,
 	})
+}
+
+// completedBefore answers a completion that failed because its upload is
+// gone: if the upload was completed already (a client retrying a
+// completion whose answer it lost, or two completions racing), the object's
+// manifest names it, and the retry gets the first completion's answer, as
+// S3 gives it. Any other failure is returned as it is, a missing upload as
+// NoSuchUpload.
+func (s *Server) completedBefore(ctx context.Context, w http.ResponseWriter, rq *request, id string, err error) error {
+	gone := errors.Is(err, keystore.ErrNotFound) || errors.Is(err, backend.ErrUploadNotFound)
+	var api *APIError
+	if errors.As(err, &api) && api.Code == "NoSuchUpload" {
+		gone = true
+	}
+	if !gone || id == "" {
+		return err
+	}
+	m, merr := s.store.Manifest(keystore.WithReadLevel(ctx, keystore.ReadLinearizable), rq.bucket, rq.key)
+	if merr == nil && m.Upload == id {
+		return s.writeCompleted(w, rq, m.ETag)
+	}
+	return s3Error("NoSuchUpload")
 }
 
 func (s *Server) abortMultipartUpload(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) error {

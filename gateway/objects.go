@@ -123,10 +123,64 @@ func (s *Server) openObject(ctx context.Context, rq *request, info backend.Objec
 	}
 	layout, err := s.recoverManifest(ctx, rq, env, info)
 	if err != nil {
+		// A reader that fetched the object just before an overwrite
+		// completed meets the new write's manifest: not an integrity
+		// failure, the object changed under it.
+		now, herr := s.backend.Head(ctx, rq.bucket, rq.key)
+		switch {
+		case errors.Is(herr, backend.ErrNotFound):
+			return nil, envelope.Layout{}, herr
+		case herr == nil && now.ETag != info.ETag:
+			return nil, envelope.Layout{}, fmt.Errorf("object %s/%s: %w", rq.bucket, rq.key, errOverwritten)
+		}
 		s.cryptoError("manifest")
 		return nil, envelope.Layout{}, fmt.Errorf("object %s/%s: %w", rq.bucket, rq.key, err)
 	}
 	return env, layout, nil
+}
+
+// errOverwritten: the object was replaced while it was being opened, so
+// its backend version and the keystore's manifest belong to different
+// writes. The caller fetches it again (maxOpenAttempts).
+var errOverwritten = errors.New("object overwritten while being read")
+
+// maxOpenAttempts bounds how often a read starts over because the object
+// was overwritten meanwhile.
+const maxOpenAttempts = 3
+
+// headAndOpen reads an object's backend metadata and opens its envelope
+// and layout, starting over if an overwrite raced it.
+func (s *Server) headAndOpen(ctx context.Context, rq *request) (backend.ObjectInfo, *envelope.Envelope, envelope.Layout, error) {
+	for attempt := 1; ; attempt++ {
+		info, err := s.backend.Head(ctx, rq.bucket, rq.key)
+		if err != nil {
+			return backend.ObjectInfo{}, nil, envelope.Layout{}, err
+		}
+		env, layout, err := s.openObject(ctx, rq, info)
+		if errors.Is(err, errOverwritten) && attempt < maxOpenAttempts {
+			continue
+		}
+		return info, env, layout, err
+	}
+}
+
+// getAndOpen is headAndOpen with the object's body, for a whole-object GET
+// (one backend request instead of two).
+func (s *Server) getAndOpen(ctx context.Context, rq *request) (io.ReadCloser, backend.ObjectInfo, *envelope.Envelope, envelope.Layout, error) {
+	for attempt := 1; ; attempt++ {
+		body, info, err := s.backend.Get(ctx, rq.bucket, rq.key, nil)
+		if err != nil {
+			return nil, backend.ObjectInfo{}, nil, envelope.Layout{}, err
+		}
+		env, layout, err := s.openObject(ctx, rq, info)
+		if err == nil {
+			return body, info, env, layout, nil
+		}
+		body.Close()
+		if !errors.Is(err, errOverwritten) || attempt == maxOpenAttempts {
+			return nil, backend.ObjectInfo{}, nil, envelope.Layout{}, err
+		}
+	}
 }
 
 // recoverManifest finds the manifest of a multipart object when the local
@@ -195,11 +249,7 @@ func (s *Server) headObject(ctx context.Context, w http.ResponseWriter, r *http.
 	if err := checkVersionID(r); err != nil {
 		return err
 	}
-	info, err := s.backend.Head(ctx, rq.bucket, rq.key)
-	if err != nil {
-		return err
-	}
-	env, layout, err := s.openObject(ctx, rq, info)
+	info, env, layout, err := s.headAndOpen(ctx, rq)
 	if err != nil {
 		return err
 	}
@@ -234,24 +284,22 @@ func (s *Server) getObject(ctx context.Context, w http.ResponseWriter, r *http.R
 	}
 	ranged := r.Header.Get("Range") != "" || r.URL.Query().Get("partNumber") != ""
 	var (
-		body io.ReadCloser
-		info backend.ObjectInfo
-		err  error
+		body   io.ReadCloser
+		info   backend.ObjectInfo
+		env    *envelope.Envelope
+		layout envelope.Layout
+		err    error
 	)
 	if ranged {
-		info, err = s.backend.Head(ctx, rq.bucket, rq.key)
+		info, env, layout, err = s.headAndOpen(ctx, rq)
 	} else {
-		body, info, err = s.backend.Get(ctx, rq.bucket, rq.key, nil)
+		body, info, env, layout, err = s.getAndOpen(ctx, rq)
 	}
 	if err != nil {
 		return err
 	}
 	if body != nil {
 		defer body.Close()
-	}
-	env, layout, err := s.openObject(ctx, rq, info)
-	if err != nil {
-		return err
 	}
 	h := w.Header()
 	if err := s.objectHeaders(h, rq, env, info, layout); err != nil {

@@ -14,6 +14,10 @@ import (
 type Manifest struct {
 	ETag string `json:"etag"`
 	Data []byte `json:"data"`
+	// Upload is the multipart upload whose completion recorded the
+	// manifest (set by CompleteUpload), so that a retried completion of it
+	// can be answered as the first one was.
+	Upload string `json:"upload,omitempty"`
 }
 
 // MaxManifestSize bounds Data. A manifest of S3's 10,000 parts at a few

@@ -260,8 +260,10 @@ func applyCompleteUpload(a *applyCtx, p completeUploadPayload) (any, error) {
 	if err := validManifest(p.Manifest); err != nil {
 		return nil, err
 	}
+	m := p.Manifest
+	m.Upload = p.ID
 	a.del(k)
-	a.put(manifestKey(p.Bucket, p.Key), p.Manifest)
+	a.put(manifestKey(p.Bucket, p.Key), m)
 	return nil, nil
 }
 

@@ -1,0 +1,287 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/tresor-gw/tresor/gateway/backend"
+	"github.com/tresor-gw/tresor/keystore"
+)
+
+// staleBackend answers the next stale Gets and Heads of one key with an
+// earlier version of it: what a reader sees when it fetched the object
+// just before an overwrite completed, while the keystore already holds the
+// new write's manifest.
+type staleBackend struct {
+	backend.Backend
+	mu    sync.Mutex
+	key   string
+	body  []byte
+	info  backend.ObjectInfo
+	stale int
+	// getsOnly leaves Head alone: every GET meets a fresh overwrite.
+	getsOnly bool
+}
+
+func (b *staleBackend) arm(key string, body []byte, info backend.ObjectInfo, n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.key, b.body, b.info, b.stale = key, body, info, n
+}
+
+func (b *staleBackend) take(key string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if key != b.key || b.stale == 0 {
+		return false
+	}
+	b.stale--
+	return true
+}
+
+func (b *staleBackend) Get(ctx context.Context, bucket, key string, rng *backend.Range) (io.ReadCloser, backend.ObjectInfo, error) {
+	if rng == nil && b.take(key) {
+		return io.NopCloser(bytes.NewReader(b.body)), b.info, nil
+	}
+	return b.Backend.Get(ctx, bucket, key, rng)
+}
+
+func (b *staleBackend) Head(ctx context.Context, bucket, key string) (backend.ObjectInfo, error) {
+	if !b.getsOnly && b.take(key) {
+		return b.info, nil
+	}
+	return b.Backend.Head(ctx, bucket, key)
+}
+
+// A read that meets an overwrite of a multipart object (its backend
+// version from before, the keystore's manifest from after) starts over and
+// serves the new version; it is neither an integrity failure (500) nor
+// served from the old version under the wrong manifest. Reads that keep
+// meeting overwrites get a retryable 503, and a read whose object was
+// deleted meanwhile gets NoSuchKey.
+func TestGateway_ReadRacingOverwrite(t *testing.T) {
+	fs, _ := newTestBackend(t, "fs")
+	be := &staleBackend{Backend: fs}
+	g := newTestGatewayWith(t, keystore.OpenTest(t), be, false)
+	c := g.client()
+	ctx := context.Background()
+	bucket := "overwrites"
+	mustCreateBucket(t, c, bucket)
+
+	putMultipart := func(key string, body []byte) {
+		t.Helper()
+		up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: &key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		part, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: &bucket, Key: &key, UploadId: up.UploadId,
+			PartNumber: aws.Int32(1), Body: bytes.NewReader(body)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &bucket, Key: &key, UploadId: up.UploadId,
+			MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{ETag: part.ETag, PartNumber: aws.Int32(1)}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// prepare writes version 1, keeps its stored form, writes version 2
+	// and arms the backend to answer n reads with version 1.
+	prepare := func(key string, n int) (v2 []byte) {
+		t.Helper()
+		putMultipart(key, []byte(strings.Repeat("version one ", 100)))
+		body, info, err := fs.Get(ctx, bucket, key, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old, err := io.ReadAll(body)
+		body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		v2 = []byte(strings.Repeat("version two, longer ", 100))
+		putMultipart(key, v2)
+		be.arm(key, old, info, n)
+		return v2
+	}
+
+	tests := []struct {
+		name string
+		read func(key string) ([]byte, error)
+	}{
+		{"GET", func(key string) ([]byte, error) {
+			out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key})
+			if err != nil {
+				return nil, err
+			}
+			defer out.Body.Close()
+			return io.ReadAll(out.Body)
+		}},
+		{"ranged GET", func(key string) ([]byte, error) {
+			out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key, Range: aws.String("bytes=0-")})
+			if err != nil {
+				return nil, err
+			}
+			defer out.Body.Close()
+			return io.ReadAll(out.Body)
+		}},
+		{"HEAD", func(key string) ([]byte, error) {
+			out, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &key})
+			if err != nil {
+				return nil, err
+			}
+			return bytes.Repeat([]byte{'?'}, int(aws.ToInt64(out.ContentLength))), nil
+		}},
+		{"CopyObject", func(key string) ([]byte, error) {
+			dst := key + "-copy"
+			if _, err := c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &bucket, Key: &dst, CopySource: aws.String(bucket + "/" + key)}); err != nil {
+				return nil, err
+			}
+			out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &dst})
+			if err != nil {
+				return nil, err
+			}
+			defer out.Body.Close()
+			return io.ReadAll(out.Body)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key := "racy-" + strings.ReplaceAll(tt.name, " ", "-")
+			want := prepare(key, 1)
+			got, err := tt.read(key)
+			if err != nil {
+				t.Fatalf("read racing an overwrite: %v (%s)", err, apiCode(err))
+			}
+			if tt.name == "HEAD" {
+				if len(got) != len(want) {
+					t.Fatalf("HEAD says %d bytes, the object now has %d", len(got), len(want))
+				}
+				return
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("read %d bytes that are not the new version", len(got))
+			}
+		})
+	}
+
+	t.Run("overwritten at every attempt", func(t *testing.T) {
+		key := "racy-forever"
+		prepare(key, 1000)
+		be.getsOnly = true
+		defer func() { be.getsOnly = false }()
+		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key},
+			func(o *s3.Options) { o.RetryMaxAttempts = 1 })
+		if err == nil {
+			out.Body.Close()
+			t.Fatal("served an object that never matched its manifest")
+		}
+		if code := apiCode(err); code != "ServiceUnavailable" {
+			t.Fatalf("got %s (%v), want the retryable ServiceUnavailable", code, err)
+		}
+	})
+
+	// The same mismatch with no overwrite behind it is an integrity
+	// failure: the object is not served.
+	t.Run("stale for good", func(t *testing.T) {
+		key := "racy-stale"
+		prepare(key, 1000)
+		_, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key},
+			func(o *s3.Options) { o.RetryMaxAttempts = 1 })
+		if code := apiCode(err); code != "InternalError" {
+			t.Fatalf("got %s (%v), want InternalError", code, err)
+		}
+		be.arm("", nil, backend.ObjectInfo{}, 0)
+	})
+
+	t.Run("deleted meanwhile", func(t *testing.T) {
+		key := "racy-deleted"
+		prepare(key, 1)
+		if err := fs.Delete(ctx, bucket, key); err != nil {
+			t.Fatal(err)
+		}
+		_, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key})
+		if code := apiCode(err); code != "NoSuchKey" {
+			t.Fatalf("got %s (%v), want NoSuchKey", code, err)
+		}
+	})
+}
+
+// A client that retries CompleteMultipartUpload after losing the first
+// answer (a timeout, a node failing over) gets the first completion's
+// answer, as from S3; an upload that was never completed, or whose object
+// was overwritten since, is NoSuchUpload.
+func TestGateway_RetriedCompletion(t *testing.T) {
+	for _, kind := range backends {
+		t.Run(kind, func(t *testing.T) {
+			g := newTestGateway(t, kind, false)
+			c := g.client()
+			ctx := context.Background()
+			bucket := "retries"
+			mustCreateBucket(t, c, bucket)
+
+			start := func(key string) (*string, []types.CompletedPart) {
+				t.Helper()
+				up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: &key})
+				if err != nil {
+					t.Fatal(err)
+				}
+				part, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: &bucket, Key: &key, UploadId: up.UploadId,
+					PartNumber: aws.Int32(1), Body: strings.NewReader("the only part of " + key)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return up.UploadId, []types.CompletedPart{{ETag: part.ETag, PartNumber: aws.Int32(1)}}
+			}
+			complete := func(key string, id *string, parts []types.CompletedPart) (*s3.CompleteMultipartUploadOutput, error) {
+				return c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &bucket, Key: &key, UploadId: id,
+					MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})
+			}
+
+			key := "once"
+			id, parts := start(key)
+			first, err := complete(key, id, parts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := complete(key, id, parts)
+			if err != nil {
+				t.Fatalf("retried completion: %v", err)
+			}
+			if aws.ToString(again.ETag) != aws.ToString(first.ETag) {
+				t.Fatalf("retried completion answers ETag %s, the first %s", aws.ToString(again.ETag), aws.ToString(first.ETag))
+			}
+			if body, _ := getAll(t, c, bucket, key, ""); string(body) != "the only part of once" {
+				t.Fatalf("object after a retried completion: %q", body)
+			}
+
+			// Overwritten by a later upload: the old upload id is gone.
+			id2, parts2 := start(key)
+			if _, err := complete(key, id2, parts2); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := complete(key, id, parts); apiCode(err) != "NoSuchUpload" {
+				t.Fatalf("completing an upload whose object was overwritten since: %v, want NoSuchUpload", err)
+			}
+
+			// Aborted, and never existing.
+			id3, parts3 := start("aborted")
+			if _, err := c.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &bucket, Key: aws.String("aborted"), UploadId: id3}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := complete("aborted", id3, parts3); apiCode(err) != "NoSuchUpload" {
+				t.Fatalf("completing an aborted upload: %v, want NoSuchUpload", err)
+			}
+			if _, err := complete(key, aws.String("no-such-upload-id"), parts); apiCode(err) != "NoSuchUpload" {
+				t.Fatalf("completing an unknown upload: %v, want NoSuchUpload", err)
+			}
+		})
+	}
+}
