@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strconv"
 
@@ -288,38 +290,56 @@ func (s *Server) getObject(ctx context.Context, w http.ResponseWriter, r *http.R
 		info   backend.ObjectInfo
 		env    *envelope.Envelope
 		layout envelope.Layout
+		sel    selection
+		plan   envelope.Plan
+		hdr    http.Header
 		err    error
 	)
-	if ranged {
-		info, env, layout, err = s.headAndOpen(ctx, rq)
-	} else {
-		body, info, env, layout, err = s.getAndOpen(ctx, rq)
-	}
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		defer body.Close()
-	}
-	h := w.Header()
-	if err := s.objectHeaders(h, rq, env, info, layout); err != nil {
-		return err
-	}
-	if err := preconditions(r.Header, info.ETag, info.LastModified); err != nil {
-		return err
-	}
-	sel, err := selectRange(r, layout)
-	if err != nil {
-		return err
-	}
-	plan := layout.Plan(sel.start, sel.end)
-	if ranged && sel.length() > 0 {
-		rng := &backend.Range{Start: plan.CipherStart, End: plan.CipherEnd}
-		if body, _, err = s.backend.Get(ctx, rq.bucket, rq.key, rng); err != nil {
+	for attempt := 1; ; attempt++ {
+		if !ranged {
+			body, info, env, layout, err = s.getAndOpen(ctx, rq)
+			if err != nil {
+				return err
+			}
+			defer body.Close()
+		} else if info, env, layout, err = s.headAndOpen(ctx, rq); err != nil {
 			return err
 		}
-		defer body.Close()
+		// Headers are gathered aside until the version to serve is
+		// settled: a retry must not leave the other version's behind.
+		hdr = http.Header{}
+		if err := s.objectHeaders(hdr, rq, env, info, layout); err != nil {
+			return err
+		}
+		if err := preconditions(r.Header, info.ETag, info.LastModified); err != nil {
+			maps.Copy(w.Header(), hdr)
+			return err
+		}
+		if sel, err = selectRange(r, layout); err != nil {
+			return err
+		}
+		plan = layout.Plan(sel.start, sel.end)
+		if !ranged || sel.length() == 0 {
+			break
+		}
+		// The packages come from a second backend request: it must read
+		// the version the envelope and layout were opened from.
+		rng := &backend.Range{Start: plan.CipherStart, End: plan.CipherEnd}
+		var got backend.ObjectInfo
+		if body, got, err = s.backend.Get(ctx, rq.bucket, rq.key, rng); err != nil {
+			return err
+		}
+		if got.ETag == info.ETag {
+			defer body.Close()
+			break
+		}
+		body.Close()
+		if attempt == maxOpenAttempts {
+			return fmt.Errorf("object %s/%s: %w", rq.bucket, rq.key, errOverwritten)
+		}
 	}
+	h := w.Header()
+	maps.Copy(h, hdr)
 	applyOverrides(h, r)
 	h.Set("Content-Length", strconv.FormatInt(sel.length(), 10))
 	status := http.StatusOK
@@ -331,8 +351,16 @@ func (s *Server) getObject(ctx context.Context, w http.ResponseWriter, r *http.R
 		w.WriteHeader(status)
 		return nil
 	}
-	plain, err := env.DecryptReader(body, plan)
+	dec, err := env.DecryptReader(body, plan)
 	if err != nil {
+		return err
+	}
+	// Authenticate the first package before the status line goes out, so
+	// that an object failing integrity at its start gets an S3 error
+	// document rather than a connection cut after a 200.
+	plain := bufio.NewReaderSize(dec, envelope.PackageSize)
+	if _, err := plain.Peek(1); err != nil {
+		s.cryptoErrorFrom(err)
 		return err
 	}
 	w.WriteHeader(status)
