@@ -115,6 +115,15 @@ func toAPIError(err error) *APIError {
 		// rules, and the client retries, here or at another zone's node.
 		return s3Error("ServiceUnavailable", "This node cannot confirm its keys are current; retry.")
 	}
+	// The object's tenant key version no longer decrypts: the tenant
+	// disabled it or crypto-shredded it (or the tenant is suspended). Not
+	// an integrity failure and nothing a retry fixes.
+	if errors.Is(err, keystore.ErrDestroyed) {
+		return s3Error("AccessDenied", "The key this object was encrypted under was destroyed: the object can no longer be read.")
+	}
+	if errors.Is(err, keystore.ErrDisabled) {
+		return s3Error("AccessDenied", "The key this object was encrypted under is disabled.")
+	}
 	if errors.Is(err, errOverwritten) {
 		return s3Error("ServiceUnavailable", "The object was overwritten while it was read, again and again; retry.")
 	}

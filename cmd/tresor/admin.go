@@ -38,8 +38,19 @@ commands:
   tenant list
   tenant show NAME
   tenant suspend NAME | tenant resume NAME
-  tenant key-versions NAME          list the tenant's key versions
+  tenant key-versions NAME          list the tenant's key versions (state, destroy after)
   tenant rotate-key NAME            new active key version; the old one decrypts only
+  tenant key-version disable|enable NAME VERSION
+                                    a decrypt-only version stops decrypting at once,
+                                    or decrypts again
+  tenant key-version schedule-destroy [--grace D] NAME VERSION
+                                    a disabled version may be destroyed after D
+                                    (default and least 24h)
+  tenant key-version cancel-destroy NAME VERSION
+                                    back to disabled
+  tenant key-version destroy NAME VERSION
+                                    crypto-shred a scheduled version past its grace:
+                                    what it encrypted is unreadable for good
   user create --tenant T [--role admin|writer|reader] [--expires D] NAME
                                     prints the new access key id and secret; an
                                     operator creates only the admin of a tenant
@@ -66,7 +77,8 @@ global flags (also accepted after COMMAND):
   --json             machine-readable output
 
 --expires takes a duration (720h) or an RFC 3339 time. An empty allowlist
-allows every address; the admin listener always admits loopback.
+allows every address; the admin listener always admits loopback. Only a
+tenant's admins change its key versions' states; operators list and rotate.
 `
 
 // adminCLI is one `tresor admin` invocation.
@@ -79,6 +91,7 @@ type adminCLI struct {
 	timeout  time.Duration
 	// command flags
 	tenant, user, role, expires string
+	grace                       time.Duration
 	jurisdictions               multiFlag
 	s3, adminScope, cluster     bool
 
@@ -106,6 +119,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	c.fs.StringVar(&c.user, "user", "", "user `name`")
 	c.fs.StringVar(&c.role, "role", "", "user `role`: admin, writer or reader (default writer; admin when an operator onboards a tenant)")
 	c.fs.StringVar(&c.expires, "expires", "", "access key expiry: a `duration` or an RFC 3339 time")
+	c.fs.DurationVar(&c.grace, "grace", 0, "time from schedule-destroy to destroy: a `duration`, at least 24h (default 24h)")
 	c.fs.Var(&c.jurisdictions, "jurisdiction", "allowed `jurisdiction` of a new tenant (repeatable)")
 	c.fs.BoolVar(&c.s3, "s3", false, "allowlist of the S3 listener (all tenants)")
 	c.fs.BoolVar(&c.adminScope, "admin", false, "allowlist of the admin listener")
@@ -298,6 +312,27 @@ func (c *adminCLI) run(ctx context.Context, pos []string) error {
 		}
 		var kv keystore.KeyVersion
 		method, path, out = "POST", tenantPath(pos[2])+"/key-versions/rotate", &kv
+		show = func(w *tabwriter.Writer) { printKeyVersions(w, []keystore.KeyVersion{kv}) }
+	case "tenant key-version":
+		if len(pos) < 3 {
+			return usageError("admin tenant key-version: want disable, enable, schedule-destroy, cancel-destroy or destroy")
+		}
+		switch pos[2] {
+		case "disable", "enable", "schedule-destroy", "cancel-destroy", "destroy":
+		default:
+			return usageError(fmt.Sprintf("admin tenant key-version %s: want disable, enable, schedule-destroy, cancel-destroy or destroy", pos[2]))
+		}
+		if len(pos) != 5 {
+			return usageError(fmt.Sprintf("admin tenant key-version %s: want NAME VERSION", pos[2]))
+		}
+		if c.grace != 0 && pos[2] != "schedule-destroy" {
+			return usageError("admin tenant key-version: --grace goes with schedule-destroy")
+		}
+		var kv keystore.KeyVersion
+		method, path, out = "POST", tenantPath(pos[3])+"/key-versions/"+pathEscape(pos[4])+"/"+pos[2], &kv
+		if c.grace != 0 {
+			in = admin.ScheduleDestroyRequest{Grace: c.grace.String()}
+		}
 		show = func(w *tabwriter.Writer) { printKeyVersions(w, []keystore.KeyVersion{kv}) }
 	case "user create":
 		if err := c.need(pos, 3, "NAME"); err != nil {
@@ -564,10 +599,17 @@ func printNewKey(w io.Writer, nk admin.NewAccessKey) {
 	fmt.Fprintln(w, "\nThe secret is not shown again.")
 }
 
+// printKeyVersions shows DESTROY AFTER for scheduled and destroyed
+// versions: when the destruction may be, or could first have been, carried
+// out.
 func printKeyVersions(w io.Writer, kvs []keystore.KeyVersion) {
-	fmt.Fprintln(w, "KEY VERSION\tSTATE\tCREATED\tCHANGED")
+	fmt.Fprintln(w, "KEY VERSION\tSTATE\tCREATED\tCHANGED\tDESTROY AFTER")
 	for _, kv := range kvs {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", kv.ID, kv.State, kv.Created.Format(time.RFC3339), kv.Changed.Format(time.RFC3339))
+		after := "-"
+		if !kv.DestroyAfter.IsZero() {
+			after = kv.DestroyAfter.Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", kv.ID, kv.State, kv.Created.Format(time.RFC3339), kv.Changed.Format(time.RFC3339), after)
 	}
 }
 

@@ -104,6 +104,34 @@ func TestAdmin_EndToEnd(t *testing.T) {
 	if err := json.Unmarshal([]byte(mustAdmin(as("tenant", "key-versions", "acme", "--json")...)), &kvs); err != nil || len(kvs) != 2 {
 		t.Fatalf("key versions: %v %v", kvs, err)
 	}
+	// Disabling the version "k" was written under stops it being served at
+	// once; enabling it serves it again. (TestAdmin_KeyVersions goes on to
+	// destruction, which needs the keystore's clock.)
+	var old string
+	for _, kv := range kvs {
+		if kv["state"] == "decrypt-only" {
+			old, _ = kv["id"].(string)
+		}
+	}
+	getK := func() error {
+		out, err := alice.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("acme-data"), Key: aws.String("k")},
+			func(o *s3.Options) { o.RetryMaxAttempts = 1 })
+		if err == nil {
+			out.Body.Close()
+		}
+		return err
+	}
+	if out, err := admin("--data-dir", dir, "tenant", "key-version", "disable", "acme", old); err == nil || !strings.Contains(out, "AccessDenied") {
+		t.Fatalf("operator disabled a tenant's key version: %v\n%s", err, out)
+	}
+	mustAdmin(as("tenant", "key-version", "disable", "acme", old)...)
+	if err := getK(); err == nil {
+		t.Fatal("an object under a disabled key version is still served")
+	}
+	mustAdmin(as("tenant", "key-version", "enable", "acme", old)...)
+	if err := getK(); err != nil {
+		t.Fatalf("an object under a re-enabled key version: %v", err)
+	}
 
 	// Allowlists. The admin listener keeps admitting loopback whatever
 	// its list says, so the node can always be repaired from itself.

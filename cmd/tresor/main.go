@@ -32,7 +32,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "start a gateway", runServe},
-		{"admin", "tenants, users, access keys, allowlists, key rotation (admin API)", runAdmin},
+		{"admin", "tenants, users, access keys, allowlists, key versions (admin API)", runAdmin},
 		{"cluster", "status, transfer-leader, promote, remove: operate a cluster", runCluster},
 		{"audit", "verify, export and review the login audit log", runAudit},
 		{"operator", "init, unseal: root key held as M-of-N shares", runOperator},

@@ -20,6 +20,7 @@ import (
 // tenants.
 type fixture struct {
 	store    *keystore.Store
+	clock    *testClock
 	srv      *httptest.Server
 	operator *Client
 	audit    *recorder
@@ -55,7 +56,8 @@ func (r *recorder) actions() []string {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	store := keystore.OpenTest(t)
+	clk := &testClock{t: time.Now().UTC()}
+	store := openStore(t, clk.Now)
 	rec := &recorder{}
 	h, err := New(store, Config{Auditor: rec})
 	if err != nil {
@@ -67,7 +69,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{store: store, srv: srv, audit: rec,
+	return &fixture{store: store, clock: clk, srv: srv, audit: rec,
 		operator: &Client{Endpoint: srv.URL, AccessKeyID: op.AccessKeyID, SecretAccessKey: op.SecretAccessKey}}
 }
 
@@ -141,6 +143,13 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"DELETE", "tenants/{t}/allowlist", nil, [4]int{200, 200, 403, 404}},
 		{"GET", "tenants/{t}/key-versions", nil, [4]int{200, 200, 403, 404}},
 		{"POST", "tenants/{t}/key-versions/rotate", nil, [4]int{201, 201, 403, 404}},
+		// {v} is the tenant's first key version, brought to the state its
+		// action starts from (prepareKeyVersion).
+		{"POST", "tenants/{t}/key-versions/{v}/disable", nil, [4]int{403, 200, 403, 404}},
+		{"POST", "tenants/{t}/key-versions/{v}/enable", nil, [4]int{403, 200, 403, 404}},
+		{"POST", "tenants/{t}/key-versions/{v}/schedule-destroy", ScheduleDestroyRequest{Grace: "48h"}, [4]int{403, 200, 403, 404}},
+		{"POST", "tenants/{t}/key-versions/{v}/cancel-destroy", nil, [4]int{403, 200, 403, 404}},
+		{"POST", "tenants/{t}/key-versions/{v}/destroy", nil, [4]int{403, 200, 403, 404}},
 		{"GET", "allowlists", nil, [4]int{200, 403, 403, 403}},
 		{"GET", "allowlists/s3", nil, [4]int{200, 403, 403, 403}},
 		{"PUT", "allowlists/cluster", cidrs, [4]int{200, 403, 403, 403}},
@@ -162,7 +171,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 				writer, _ := f.member(t, tn.ID, "wr", keystore.RoleWriter)
 				_, victimKey := f.member(t, tn.ID, "victim", keystore.RoleReader)
 				c := []*Client{f.operator, admin, writer, otherAdmin}[ci]
-				path := strings.NewReplacer("{t}", tn.Name, "{k}", victimKey).Replace(r.path)
+				var version keystore.ID
+				if strings.Contains(r.path, "{v}") {
+					version = f.prepareKeyVersion(t, tn.ID, r.path[strings.LastIndex(r.path, "/")+1:])
+				}
+				path := strings.NewReplacer("{t}", tn.Name, "{k}", victimKey, "{v}", version.String()).Replace(r.path)
 				body := r.body
 				if ct, ok := body.(CreateTenantRequest); ok {
 					ct.Name = strings.ReplaceAll(ct.Name, "{n}", fmt.Sprint(n))

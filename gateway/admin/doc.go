@@ -24,7 +24,8 @@
 //	                incident response: creating the admin of a tenant that
 //	                has none, listing and deleting a tenant's users, listing,
 //	                disabling, enabling and deleting their access keys, the
-//	                tenant allowlist and key versions (list, rotate). An
+//	                tenant allowlist and key versions (list and rotate only:
+//	                nothing that makes data unreadable or readable again). An
 //	                operator cannot add a user to a tenant that has an admin,
 //	                change roles, or create an access key for an existing
 //	                user, so it cannot give itself a way into a tenant's data
@@ -32,7 +33,12 @@
 //	                destructive, visible to the tenant and audited); its own
 //	                keys are refused by the S3 API.
 //	tenant admin    its own tenant only: show it, its users, their access
-//	                keys (including new ones), its allowlist and key rotation.
+//	                keys (including new ones), its allowlist, and its key
+//	                versions' whole lifecycle: rotate, disable, enable,
+//	                schedule-destroy, cancel-destroy, destroy. Whether the
+//	                tenant's data stays readable, and its crypto-shredding
+//	                (the GDPR erasure tool, irreversible), are the tenant's
+//	                decisions alone: see keyVersionChange in routes.go.
 //	writer, reader  nothing here (403).
 //
 // Creating a user also creates its first access key and answers its secret
@@ -45,7 +51,8 @@
 // # Endpoints
 //
 // All under /admin/v1; {tenant} is a tenant name, {user} a user name, {key}
-// an access key id, {scope} s3, admin or cluster.
+// an access key id, {version} a key version id (32 hex digits), {scope} s3,
+// admin or cluster.
 //
 //	GET    /whoami
 //	GET    /tenants                               POST /tenants {name, jurisdictions}
@@ -59,6 +66,9 @@
 //	DELETE /tenants/{tenant}/users/{user}/keys/{key}
 //	GET    /tenants/{tenant}/allowlist            PUT {cidrs} / DELETE
 //	GET    /tenants/{tenant}/key-versions         POST /tenants/{tenant}/key-versions/rotate
+//	POST   /tenants/{tenant}/key-versions/{version}/disable          .../enable
+//	POST   /tenants/{tenant}/key-versions/{version}/schedule-destroy {grace}
+//	POST   /tenants/{tenant}/key-versions/{version}/cancel-destroy   .../destroy
 //	GET    /operators                             POST /operators {name}
 //	DELETE /operators/{user}
 //	GET    /operators/{user}/keys                 POST /operators/{user}/keys {expires}
@@ -66,6 +76,13 @@
 //	DELETE /operators/{user}/keys/{key}
 //	GET    /allowlists                            (every scope that has a list)
 //	GET    /allowlists/{scope}                    PUT {cidrs} / DELETE
+//
+// Key version changes answer the version as it is afterwards. The keystore
+// enforces the lifecycle (keystore.KeyState): the active version cannot be
+// disabled (rotate first), only a disabled version can be scheduled, only a
+// scheduled one whose time has come can be destroyed; anything else is 409
+// InvalidState. Grace is a Go duration, 24h (keystore.MinDestroyGrace) by
+// default and at least; less is 400 InvalidArgument.
 //
 // Times are RFC 3339. Errors are {"code": ..., "message": ...} with the
 // HTTP status of the code (errors.go). Mutations are recorded in the login

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -41,6 +42,11 @@ func (h *Handler) routes() {
 
 	h.handle("GET "+p+"/tenants/{tenant}/key-versions", "", listKeyVersions)
 	h.handle("POST "+p+"/tenants/{tenant}/key-versions/rotate", "rotate-key", rotateKey)
+	h.handle("POST "+p+"/tenants/{tenant}/key-versions/{version}/disable", "disable-key-version", disableKeyVersion)
+	h.handle("POST "+p+"/tenants/{tenant}/key-versions/{version}/enable", "enable-key-version", enableKeyVersion)
+	h.handle("POST "+p+"/tenants/{tenant}/key-versions/{version}/schedule-destroy", "schedule-key-version-destroy", scheduleKeyVersionDestroy)
+	h.handle("POST "+p+"/tenants/{tenant}/key-versions/{version}/cancel-destroy", "cancel-key-version-destroy", cancelKeyVersionDestroy)
+	h.handle("POST "+p+"/tenants/{tenant}/key-versions/{version}/destroy", "destroy-key-version", destroyKeyVersion)
 
 	h.handle("GET "+p+"/allowlists", "", listAllowlists)
 	h.handle("GET "+p+"/allowlists/{scope}", "", showAllowlist)
@@ -477,6 +483,100 @@ func rotateKey(c *call) (int, any, error) {
 	}
 	kv, err := c.h.store.RotateKey(c.ctx, t.ID)
 	return http.StatusCreated, kv, err
+}
+
+// ScheduleDestroyRequest is POST
+// /tenants/{tenant}/key-versions/{version}/schedule-destroy; the body is
+// optional. Grace is a Go duration ("24h", "720h"): how long from now the
+// destruction waits, during which cancel-destroy undoes it. Empty means
+// keystore.MinDestroyGrace, which is also the least the keystore accepts.
+type ScheduleDestroyRequest struct {
+	Grace string `json:"grace,omitempty"`
+}
+
+// keyVersionChange resolves {tenant} and {version} for a change of a key
+// version's state, makes it with change and answers the version as it is
+// now.
+//
+// Only the tenant's own admins change a key version's state; operators get
+// 403 (they keep listing and rotating, which make nothing unreadable).
+// Disabling, scheduling and destroying decide whether the tenant's data can
+// be read at all, and destroying is crypto-shredding: irreversible, and
+// the tool a tenant uses to erase personal data for good (GDPR Art. 17).
+// That decision is the data controller's, the tenant, not the gateway
+// operator's, who processes the data on its behalf (Art. 28(3)) and must
+// never read it nor decide its fate. Cancelling and enabling are kept from
+// operators for the same reason: they would let an operator undo a
+// tenant's erasure or make data readable again that the tenant shut. An
+// operator who suspects a tenant admin's key is being abused to shred
+// suspends the tenant: that freezes the tenant's access to the admin API,
+// so nothing further is scheduled or destroyed, reversibly and visibly,
+// while the grace period (keystore.MinDestroyGrace at least) leaves the
+// tenant's other admins time to cancel. Writers and readers never reach
+// the admin API; another tenant's admin gets 404 as for a missing tenant.
+//
+// The change is in the login audit (kind admin_action) before it is made,
+// as every admin mutation.
+func (c *call) keyVersionChange(change func(tenant, version keystore.ID) error) (int, any, error) {
+	if c.who.operator() {
+		return 0, nil, errForbidden
+	}
+	t, err := c.tenant()
+	if err != nil {
+		return 0, nil, err
+	}
+	v, err := keystore.ParseID(c.r.PathValue("version"))
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := change(t.ID, v); err != nil {
+		return 0, nil, err
+	}
+	kvs, err := c.h.store.KeyVersions(c.ctx, t.ID)
+	if err != nil {
+		return 0, nil, err
+	}
+	i := slices.IndexFunc(kvs, func(kv keystore.KeyVersion) bool { return kv.ID == v })
+	if i < 0 {
+		return 0, nil, errNotFound
+	}
+	return http.StatusOK, kvs[i], nil
+}
+
+func disableKeyVersion(c *call) (int, any, error) {
+	return c.keyVersionChange(func(t, v keystore.ID) error { return c.h.store.DisableKey(c.ctx, t, v) })
+}
+
+func enableKeyVersion(c *call) (int, any, error) {
+	return c.keyVersionChange(func(t, v keystore.ID) error { return c.h.store.EnableKey(c.ctx, t, v) })
+}
+
+func scheduleKeyVersionDestroy(c *call) (int, any, error) {
+	return c.keyVersionChange(func(t, v keystore.ID) error {
+		var req ScheduleDestroyRequest
+		if len(c.body) > 0 {
+			if err := c.decode(&req); err != nil {
+				return err
+			}
+		}
+		grace := keystore.MinDestroyGrace
+		if req.Grace != "" {
+			d, err := time.ParseDuration(req.Grace)
+			if err != nil {
+				return apiError(http.StatusBadRequest, "InvalidArgument", fmt.Sprintf("grace %q is not a duration such as 24h.", req.Grace))
+			}
+			grace = d // the keystore refuses less than MinDestroyGrace
+		}
+		return c.h.store.ScheduleKeyDestroy(c.ctx, t, v, grace)
+	})
+}
+
+func cancelKeyVersionDestroy(c *call) (int, any, error) {
+	return c.keyVersionChange(func(t, v keystore.ID) error { return c.h.store.CancelKeyDestroy(c.ctx, t, v) })
+}
+
+func destroyKeyVersion(c *call) (int, any, error) {
+	return c.keyVersionChange(func(t, v keystore.ID) error { return c.h.store.DestroyKey(c.ctx, t, v) })
 }
 
 // CreateOperatorRequest is POST /operators.
