@@ -18,6 +18,10 @@ type Error struct {
 	Code    string
 	Message string
 	Err     error
+	// Claimant, on a wrong signature made with an existing access key,
+	// is whom that key signs for: a failed login is its tenant's business
+	// too (ClaimantOf).
+	Claimant *Principal
 
 	kind *Error // the sentinel this error is an instance of
 }
@@ -41,6 +45,16 @@ func (e *Error) Is(target error) bool {
 		return false
 	}
 	return t == e || t == e.kind
+}
+
+// ClaimantOf returns whom the access key of a request that failed with
+// err signs for, when the key exists and the signature was wrong.
+func ClaimantOf(err error) (Principal, bool) {
+	var e *Error
+	if errors.As(err, &e) && e.Claimant != nil {
+		return *e.Claimant, true
+	}
+	return Principal{}, false
 }
 
 // with returns an instance of the sentinel e carrying the detail err.

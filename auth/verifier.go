@@ -187,9 +187,14 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request) (*Result, error)
 	if in.presigned {
 		skip = querySignature
 	}
+	mismatch := func(err error) *Error {
+		e := ErrSignatureDoesNotMatch.with(err)
+		e.Claimant = &principal
+		return e
+	}
 	query, err := canonicalQuery(r.URL.RawQuery, skip)
 	if err != nil {
-		return nil, ErrSignatureDoesNotMatch.with(err)
+		return nil, mismatch(err)
 	}
 	headers := canonicalHeaders(r, in.signedHeaders)
 	scope := in.cred.scope()
@@ -204,7 +209,7 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request) (*Result, error)
 		}
 	}
 	if !ok {
-		return nil, ErrSignatureDoesNotMatch.with(nil)
+		return nil, mismatch(nil)
 	}
 
 	res := &Result{

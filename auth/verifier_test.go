@@ -481,6 +481,17 @@ func TestVerify_ReadsNoBody(t *testing.T) {
 		if secret != testSK && err == nil {
 			t.Fatal("wrong secret verified")
 		}
+		// A wrong signature with an existing key names whom the key signs
+		// for, so the failure lands in that tenant's login audit.
+		if c, ok := ClaimantOf(err); secret != testSK && (!ok || !reflect.DeepEqual(c, p)) {
+			t.Fatalf("wrong secret: claimant %+v, %v; want %+v", c, ok, p)
+		}
+	}
+	r := sdkSigned(t, signOpts{body: data, secret: testSK, key: "AKIDNOSUCHKEY"})
+	if _, err := v.Verify(context.Background(), r); !errors.Is(err, ErrInvalidAccessKeyID) {
+		t.Fatalf("unknown key: %v", err)
+	} else if c, ok := ClaimantOf(err); ok {
+		t.Fatalf("unknown key has a claimant %+v", c)
 	}
 }
 

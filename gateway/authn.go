@@ -43,7 +43,11 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, rq *request)
 		s.limiter.Failure(addr, claimed)
 	}
 	if err != nil {
-		if aerr := s.auditAuth(ctx, rq, audit.AuthFailure, toAPIError(err).Code, claimed, addr, nil); aerr != nil {
+		var claimant *auth.Principal
+		if p, ok := auth.ClaimantOf(err); ok {
+			claimant = &p // the key's tenant sees its failed logins
+		}
+		if aerr := s.auditAuth(ctx, rq, audit.AuthFailure, toAPIError(err).Code, claimed, addr, claimant); aerr != nil {
 			return aerr
 		}
 		return err

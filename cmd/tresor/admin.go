@@ -8,11 +8,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -59,6 +63,14 @@ commands:
   user show --tenant T NAME
   user delete --tenant T NAME
   user role --tenant T NAME ROLE
+  user grant --tenant T NAME BUCKET writer|reader
+                                    confine a writer or reader to granted buckets,
+                                    each with a role (the weaker of it and the
+                                    user's role applies); it may create a bucket
+                                    granted as writer
+  user revoke --tenant T NAME BUCKET
+                                    the user stays confined, even with no grant left
+  user clear-grants --tenant T NAME its role applies to every bucket of the tenant again
   key create --tenant T --user U [--expires D]
   key list --tenant T --user U
   key disable|enable|delete --tenant T --user U KEY
@@ -68,6 +80,12 @@ commands:
   allowlist set [--tenant T | --s3 | --admin | --cluster] CIDR...
   allowlist show [--tenant T | --s3 | --admin | --cluster]   (no scope: every list)
   allowlist clear [--tenant T | --s3 | --admin | --cluster]
+  audit review [--tenant T] [--since D] [--max-failures-per-key N] [--max-failures-per-addr N]
+               [--max-denied N] [--max-new-addresses N] [--max-rate-limited N] [--max-admin-actions N]
+                                    the node's login audit over D (default 24h): a
+                                    tenant admin's own records in clear (--tenant),
+                                    an operator's all, tenant fields as pseudonyms;
+                                    exits 1 when a threshold is crossed (for cron)
 
 global flags (also accepted after COMMAND):
   --data-dir DIR     a local node: credentials from DIR/operator, address from DIR/admin.addr
@@ -94,6 +112,8 @@ type adminCLI struct {
 	grace                       time.Duration
 	jurisdictions               multiFlag
 	s3, adminScope, cluster     bool
+	since                       time.Duration
+	thresholds                  map[string]*int
 
 	stdout io.Writer
 	client *admin.Client
@@ -124,6 +144,11 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	c.fs.BoolVar(&c.s3, "s3", false, "allowlist of the S3 listener (all tenants)")
 	c.fs.BoolVar(&c.adminScope, "admin", false, "allowlist of the admin listener")
 	c.fs.BoolVar(&c.cluster, "cluster", false, "allowlist of the cluster (Raft) listener")
+	c.fs.DurationVar(&c.since, "since", 24*time.Hour, "audit review: the `period` up to now")
+	c.thresholds = map[string]*int{}
+	for _, name := range []string{"max-failures-per-key", "max-failures-per-addr", "max-denied", "max-new-addresses", "max-rate-limited", "max-admin-actions"} {
+		c.thresholds[name] = c.fs.Int(name, 0, "audit review: fail above `N` (0: no limit)")
+	}
 	// Flags may come anywhere: before the command, between its words,
 	// after its arguments.
 	var pos []string
@@ -270,6 +295,8 @@ func (c *adminCLI) run(ctx context.Context, pos []string) error {
 		in           any
 		out          any
 		show         func(w *tabwriter.Writer)
+		// check, if set, judges the answer once it is printed.
+		check func() error
 	)
 	switch cmd {
 	case "whoami":
@@ -385,6 +412,55 @@ func (c *adminCLI) run(ctx context.Context, pos []string) error {
 		method, path, out = "PUT", tenantPath(t)+"/users/"+pathEscape(pos[2])+"/role", &u
 		in = admin.SetRoleRequest{Role: keystore.Role(pos[3])}
 		show = func(w *tabwriter.Writer) { printUsers(w, []keystore.User{u}) }
+	case "user grant", "user revoke", "user clear-grants":
+		t, err := c.needFlag(c.tenant, "tenant")
+		if err != nil {
+			return err
+		}
+		var u keystore.User
+		out = &u
+		show = func(w *tabwriter.Writer) { printUsers(w, []keystore.User{u}) }
+		switch pos[1] {
+		case "grant":
+			if err := c.need(pos, 5, "NAME BUCKET writer|reader"); err != nil {
+				return err
+			}
+			method, path = "PUT", tenantPath(t)+"/users/"+pathEscape(pos[2])+"/grants/"+pathEscape(pos[3])
+			in = admin.GrantRequest{Role: keystore.Role(pos[4])}
+		case "revoke":
+			if err := c.need(pos, 4, "NAME BUCKET"); err != nil {
+				return err
+			}
+			method, path = "DELETE", tenantPath(t)+"/users/"+pathEscape(pos[2])+"/grants/"+pathEscape(pos[3])
+		default:
+			if err := c.need(pos, 3, "NAME"); err != nil {
+				return err
+			}
+			method, path = "DELETE", tenantPath(t)+"/users/"+pathEscape(pos[2])+"/grants"
+		}
+	case "audit review":
+		if err := c.need(pos, 2, "no arguments"); err != nil {
+			return err
+		}
+		q := url.Values{"since": {c.since.String()}}
+		for name, n := range c.thresholds {
+			if *n > 0 {
+				q.Set(name, strconv.Itoa(*n))
+			}
+		}
+		path = "audit/review"
+		if c.tenant != "" {
+			path = tenantPath(c.tenant) + "/audit/review"
+		}
+		var sum audit.Summary
+		method, path, out = "GET", path+"?"+q.Encode(), &sum
+		show = func(w *tabwriter.Writer) { printSummary(w, sum) }
+		check = func() error {
+			if len(sum.Exceeded) > 0 {
+				return errors.New("audit review: thresholds crossed: " + strings.Join(sum.Exceeded, "; "))
+			}
+			return nil
+		}
 	case "key create", "key list", "key disable", "key enable", "key delete":
 		t, err := c.needFlag(c.tenant, "tenant")
 		if err != nil {
@@ -524,21 +600,29 @@ func (c *adminCLI) run(ctx context.Context, pos []string) error {
 		}
 		return err
 	}
-	if c.asJSON {
-		if len(raw) == 0 {
-			raw = json.RawMessage("{}")
-		}
-		_, err := fmt.Fprintln(c.stdout, strings.TrimSpace(string(raw)))
-		return err
-	}
 	if len(raw) > 0 && out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
 			return err
 		}
 	}
-	w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	show(w)
-	return w.Flush()
+	if c.asJSON {
+		if len(raw) == 0 {
+			raw = json.RawMessage("{}")
+		}
+		if _, err := fmt.Fprintln(c.stdout, strings.TrimSpace(string(raw))); err != nil {
+			return err
+		}
+	} else {
+		w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+		show(w)
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	if check != nil {
+		return check()
+	}
+	return nil
 }
 
 // allowlistPath returns the API path of the scope the flags name; all is
@@ -573,9 +657,20 @@ func printTenants(w io.Writer, ts []keystore.Tenant) {
 }
 
 func printUsers(w io.Writer, us []keystore.User) {
-	fmt.Fprintln(w, "NAME\tID\tROLE\tCREATED")
+	fmt.Fprintln(w, "NAME\tID\tROLE\tBUCKETS\tCREATED")
 	for _, u := range us {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", u.Name, u.ID, u.Role, u.Created.Format(time.RFC3339))
+		buckets := "all"
+		if u.Confined {
+			var gs []string
+			for _, b := range slices.Sorted(maps.Keys(u.Grants)) {
+				gs = append(gs, b+":"+string(u.Grants[b]))
+			}
+			buckets = strings.Join(gs, ",")
+			if buckets == "" {
+				buckets = "none"
+			}
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", u.Name, u.ID, u.Role, buckets, u.Created.Format(time.RFC3339))
 	}
 }
 
@@ -648,9 +743,15 @@ func bootstrapOperator(ctx context.Context, store *keystore.Store, dataDir strin
 }
 
 // adminAPI mounts the admin API (admin.Prefix) in front of next (health,
-// metrics, cluster endpoints).
-func adminAPI(next http.Handler, store *keystore.Store, region string, lists *auth.Allowlists, auditor admin.Auditor, log *slog.Logger) (http.Handler, error) {
-	cfg := admin.Config{Region: region, Logger: log, Allowlists: lists, Auditor: auditor}
+// metrics, cluster endpoints). auditDir is the node's login audit log, for
+// reviews through the API.
+func adminAPI(next http.Handler, store *keystore.Store, region string, lists *auth.Allowlists, auditor admin.Auditor, auditDir string, log *slog.Logger) (http.Handler, error) {
+	cfg := admin.Config{Region: region, Logger: log, Allowlists: lists, Auditor: auditor, AuditDir: auditDir}
+	if key, err := audit.ReadSystemKey(auditDir); err == nil {
+		cfg.AuditSystemKey = key // opens the node's own records in an operator's review
+	} else {
+		log.Warn("audit system key unreadable: an operator's review shows the node's records sealed", "error", err)
+	}
 	h, err := admin.New(store, cfg)
 	if err != nil {
 		return nil, err

@@ -47,6 +47,11 @@ type Config struct {
 	ClientIP func(r *http.Request) netip.Addr
 	// Clock is the verifier's and expiry checks' clock; nil means time.Now.
 	Clock func() time.Time
+	// AuditDir is this node's login audit log, for reviews (review.go);
+	// empty answers them NotImplemented. AuditSystemKey opens the node's
+	// records that belong to no tenant, in an operator's review.
+	AuditDir       string
+	AuditSystemKey []byte
 }
 
 // Handler serves the admin API.
@@ -160,7 +165,11 @@ func (h *Handler) serve(c *call, e endpoint) (int, any, error) {
 		h.limiter.Failure(ip, claimed)
 	}
 	if err != nil {
-		if aerr := h.audit(r.Context(), c, audit.AuthFailure, toError(err).Code, claimed, ip, nil); aerr != nil {
+		var claimant *auth.Principal
+		if p, ok := auth.ClaimantOf(err); ok {
+			claimant = &p // the key's tenant sees its failed logins
+		}
+		if aerr := h.audit(r.Context(), c, audit.AuthFailure, toError(err).Code, claimed, ip, claimant); aerr != nil {
 			return 0, nil, aerr
 		}
 		return 0, nil, err

@@ -59,7 +59,7 @@ func newFixture(t *testing.T) *fixture {
 	clk := &testClock{t: time.Now().UTC()}
 	store := openStore(t, clk.Now)
 	rec := &recorder{}
-	h, err := New(store, Config{Auditor: rec})
+	h, err := New(store, Config{Auditor: rec, AuditDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,6 +132,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"POST", "tenants/{t}/users", CreateUserRequest{Name: "carol", Role: keystore.RoleAdmin}, [4]int{403, 201, 403, 404}},
 		{"GET", "tenants/{t}/users/victim", nil, [4]int{200, 200, 403, 404}},
 		{"PUT", "tenants/{t}/users/victim/role", SetRoleRequest{Role: keystore.RoleWriter}, [4]int{403, 200, 403, 404}},
+		{"PUT", "tenants/{t}/users/victim/grants/photos", GrantRequest{Role: keystore.RoleReader}, [4]int{403, 200, 403, 404}},
+		{"DELETE", "tenants/{t}/users/victim/grants/granted", nil, [4]int{403, 200, 403, 404}},
+		{"DELETE", "tenants/{t}/users/victim/grants", nil, [4]int{403, 200, 403, 404}},
 		{"DELETE", "tenants/{t}/users/victim", nil, [4]int{204, 204, 403, 404}},
 		{"GET", "tenants/{t}/users/victim/keys", nil, [4]int{200, 200, 403, 404}},
 		{"POST", "tenants/{t}/users/victim/keys", CreateKeyRequest{}, [4]int{403, 201, 403, 404}},
@@ -150,6 +153,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"POST", "tenants/{t}/key-versions/{v}/schedule-destroy", ScheduleDestroyRequest{Grace: "48h"}, [4]int{403, 200, 403, 404}},
 		{"POST", "tenants/{t}/key-versions/{v}/cancel-destroy", nil, [4]int{403, 200, 403, 404}},
 		{"POST", "tenants/{t}/key-versions/{v}/destroy", nil, [4]int{403, 200, 403, 404}},
+		{"GET", "audit/review", nil, [4]int{200, 403, 403, 403}},
+		{"GET", "tenants/{t}/audit/review", nil, [4]int{403, 200, 403, 404}},
 		{"GET", "allowlists", nil, [4]int{200, 403, 403, 403}},
 		{"GET", "allowlists/s3", nil, [4]int{200, 403, 403, 403}},
 		{"PUT", "allowlists/cluster", cidrs, [4]int{200, 403, 403, 403}},
@@ -170,6 +175,15 @@ func TestAuthorizationMatrix(t *testing.T) {
 				admin, _ := f.member(t, tn.ID, "boss", keystore.RoleAdmin)
 				writer, _ := f.member(t, tn.ID, "wr", keystore.RoleWriter)
 				_, victimKey := f.member(t, tn.ID, "victim", keystore.RoleReader)
+				if strings.Contains(r.path, "/grants/granted") {
+					victim, err := f.store.UserByName(ctx, tn.ID, "victim")
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, err := f.store.GrantBucket(ctx, victim.ID, "granted", keystore.RoleReader); err != nil {
+						t.Fatal(err)
+					}
+				}
 				c := []*Client{f.operator, admin, writer, otherAdmin}[ci]
 				var version keystore.ID
 				if strings.Contains(r.path, "{v}") {

@@ -29,6 +29,9 @@ func (h *Handler) routes() {
 	h.handle("GET "+p+"/tenants/{tenant}/users/{user}", "", showUser)
 	h.handle("DELETE "+p+"/tenants/{tenant}/users/{user}", "delete-user", deleteUser)
 	h.handle("PUT "+p+"/tenants/{tenant}/users/{user}/role", "set-user-role", setUserRole)
+	h.handle("PUT "+p+"/tenants/{tenant}/users/{user}/grants/{bucket}", "grant-bucket", grantBucket)
+	h.handle("DELETE "+p+"/tenants/{tenant}/users/{user}/grants/{bucket}", "revoke-bucket", revokeBucket)
+	h.handle("DELETE "+p+"/tenants/{tenant}/users/{user}/grants", "clear-grants", clearGrants)
 
 	h.handle("GET "+p+"/tenants/{tenant}/users/{user}/keys", "", listKeys)
 	h.handle("POST "+p+"/tenants/{tenant}/users/{user}/keys", "create-access-key", createKey)
@@ -47,6 +50,9 @@ func (h *Handler) routes() {
 	h.handle("POST "+p+"/tenants/{tenant}/key-versions/{version}/schedule-destroy", "schedule-key-version-destroy", scheduleKeyVersionDestroy)
 	h.handle("POST "+p+"/tenants/{tenant}/key-versions/{version}/cancel-destroy", "cancel-key-version-destroy", cancelKeyVersionDestroy)
 	h.handle("POST "+p+"/tenants/{tenant}/key-versions/{version}/destroy", "destroy-key-version", destroyKeyVersion)
+
+	h.handle("GET "+p+"/audit/review", "", reviewAll)
+	h.handle("GET "+p+"/tenants/{tenant}/audit/review", "", reviewTenant)
 
 	h.handle("GET "+p+"/allowlists", "", listAllowlists)
 	h.handle("GET "+p+"/allowlists/{scope}", "", showAllowlist)
