@@ -207,10 +207,18 @@ const (
 	nodeKeyFile    = "node.key"
 )
 
-// prepareCluster sets kcfg up to run the keystore on Raft when the node is
-// (or was started as) a cluster member, enrolling a joining node first. It
-// returns nil for a single node, leaving kcfg alone.
-func prepareCluster(ctx context.Context, cfg Config, log *slog.Logger, kcfg *keystore.Config) (*clusterNode, error) {
+// clusterPlan is a cluster member's settings, checked by planCluster before
+// the root key is read or unsealed: a sealed node reports a wrong flag
+// before its share holders are called in.
+type clusterPlan struct {
+	dir     string
+	conf    nodeFile
+	restart bool // node.json was there: the node was a member before
+}
+
+// planCluster checks the node's cluster settings against the data
+// directory. It returns nil for a single node.
+func planCluster(cfg Config) (*clusterPlan, error) {
 	dir := filepath.Join(cfg.DataDir, clusterDirName)
 	cc := cfg.Cluster
 	saved, err := readNodeFile(dir)
@@ -251,27 +259,48 @@ func prepareCluster(ctx context.Context, cfg Config, log *slog.Logger, kcfg *key
 	if !nodeIDPattern.MatchString(conf.ID) || conf.Zone == "" {
 		return nil, fmt.Errorf("%s: node id %q or zone %q unusable", filepath.Join(dir, nodeFileName), conf.ID, conf.Zone)
 	}
+	return &clusterPlan{dir: dir, conf: conf, restart: saved != nil}, nil
+}
+
+// prepareCluster sets kcfg up to run the keystore on Raft for the member
+// plan describes, enrolling a joining node first. It returns nil for a
+// single node (plan nil), leaving kcfg alone. kcfg.RootKey, if set, is the
+// root key unsealed from custody shares (operator.go); else the key comes
+// from its file.
+func prepareCluster(ctx context.Context, cfg Config, plan *clusterPlan, log *slog.Logger, kcfg *keystore.Config) (*clusterNode, error) {
+	if plan == nil {
+		return nil, nil
+	}
+	dir, conf := plan.dir, plan.conf
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cluster directory: %w", err)
 	}
 
 	// The root key is the cluster's root of trust: the keystore is
 	// encrypted under it, and the join proof, the enrollment proof and the
-	// admin key are derived from it. Only the very first node of a new
-	// cluster may create it.
-	path, create := cfg.RootKeyFile, false
-	if path == "" {
-		path = filepath.Join(cfg.DataDir, keystore.RootKeyFileName)
-		create = saved == nil && conf.Join == ""
-	}
-	root, err := keystore.LoadRootKey(path, create)
-	if err != nil {
-		if conf.Join != "" {
-			return nil, fmt.Errorf("a joining node needs the cluster's root key (copy it to %s with mode 0600, or give --root-key): %w", path, err)
+	// admin key are derived from it. Every member holds the same key, from
+	// a copied key file or unsealed from shares of one custody split; only
+	// the very first node of a new cluster may create a key file.
+	root := kcfg.RootKey
+	if root == nil {
+		path, create := cfg.RootKeyFile, false
+		if path == "" {
+			path = filepath.Join(cfg.DataDir, keystore.RootKeyFileName)
+			create = !plan.restart && conf.Join == ""
 		}
-		return nil, err
+		var err error
+		root, err = keystore.LoadRootKey(path, create)
+		if err != nil {
+			if conf.Join != "" {
+				return nil, fmt.Errorf("a joining node needs the cluster's root key: copy it to %s with mode 0600 or give --root-key, "+
+					"or, if the cluster's key is held in shares, copy the cluster's %s into %s and unseal: %w",
+					path, keystore.CustodyFileName, cfg.DataDir, err)
+			}
+			return nil, err
+		}
 	}
 	c := &clusterNode{dir: dir, conf: conf, log: log.With("component", "cluster"), rootKey: root}
+	var err error
 	if c.joinKey, err = keystore.DeriveJoinKey(root); err != nil {
 		return nil, err
 	}

@@ -3,8 +3,9 @@ package main
 // Enrollment: how a new node gets its cluster certificate.
 //
 // A joining node holds the cluster's root key (it must: the keystore is
-// encrypted under it) and nothing else. It enrolls over the admin listener
-// of any member (--join ADDR), in two HTTP calls:
+// encrypted under it), from a copied key file or unsealed from custody
+// shares (operator.go), and nothing else. It enrolls over the admin listener
+// of any member (--join ADDR), once unsealed, in two HTTP calls:
 //
 //	GET  /cluster/v1/challenge  -> {"challenge"}  fresh, stateless, 2 min
 //	POST /cluster/v1/enroll     <- {id, zone, raft_addr, csr, challenge, proof}
@@ -267,7 +268,7 @@ func (c *clusterNode) enroll(ctx context.Context) error {
 			return fmt.Errorf("cluster: enrollment through %s refused: %w", c.conf.Join, err)
 		}
 		if attempt%10 == 0 {
-			c.log.Warn("enrollment: member not reachable yet, retrying (--join takes a member's admin address, not its raft address)",
+			c.log.Warn("enrollment: member not reachable, sealed or starting, retrying (--join takes a member's admin address, not its raft address)",
 				"join", c.conf.Join, "error", err)
 		}
 		select {

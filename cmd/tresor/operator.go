@@ -41,7 +41,9 @@ const operatorUsage = `usage:
   tresor operator init --shares N --threshold T [--data-dir DIR] [--out-dir DIR]
       split a new root key into N shares, any T of which unseal the node;
       prints the shares (or writes DIR/share-I.txt, mode 0600) and writes
-      the public DATA-DIR/root.custody.json; the key itself is never written
+      the public DATA-DIR/root.custody.json; the key itself is never written.
+      A cluster runs under one split: copy root.custody.json into the data
+      directory of every other node before its first start
   tresor operator unseal [--data-dir DIR | --admin HOST:PORT] SHARE|-
       post one share to the sealed local node ("-" reads it from stdin)
 `
@@ -203,6 +205,13 @@ func runOperatorUnseal(ctx context.Context, args []string, stdout, stderr io.Wri
 // <data-dir>/admin.addr, and returns the root key once threshold valid
 // shares have been combined and the key check value matches. It returns
 // errStoppedSealed when ctx ends first.
+//
+// In a cluster every member holds a copy of the same public record and is
+// unsealed on its own, with any T shares. A sealed member does not listen
+// on raft and cannot enroll (every proof a member gives is derived from the
+// root key), so it only starts its cluster work once unsealed: the others
+// see it as unreachable meanwhile, never removed, and raft's retries (at
+// most about 10 s apart) bring it back in once it listens.
 func unsealRootKey(ctx context.Context, cfg Config, log *slog.Logger) ([]byte, error) {
 	path := filepath.Join(cfg.DataDir, keystore.CustodyFileName)
 	b, err := os.ReadFile(path)
@@ -218,9 +227,6 @@ func unsealRootKey(ctx context.Context, cfg Config, log *slog.Logger) ([]byte, e
 	// Fail closed on an ambiguous root of trust.
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, keystore.RootKeyFileName)); err == nil || cfg.RootKeyFile != "" {
 		return nil, fmt.Errorf("custody: %s holds %s and a root key file is present or given (--root-key): keep one", cfg.DataDir, keystore.CustodyFileName)
-	}
-	if _, err := os.Stat(filepath.Join(cfg.DataDir, clusterDirName, nodeFileName)); err == nil || cfg.Cluster.enabled() {
-		return nil, errors.New("custody: a root key held in shares is supported on a single node only for now")
 	}
 
 	u := &unsealer{custody: c, done: make(chan []byte, 1), log: log.With("component", "custody")}

@@ -58,19 +58,27 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	kcfg := keystore.DefaultConfig(cfg.DataDir)
 	kcfg.RootKeyFile = cfg.RootKeyFile
 	kcfg.Logger = log.With("component", "keystore")
-	// A data dir with root.custody.json starts sealed until T shares come in (operator.go).
+	// Cluster mode (cluster.go): nil for a single node. Checked before the
+	// node seals, so a wrong flag is reported before shares are collected.
+	plan, err := planCluster(cfg)
+	if err != nil {
+		return err
+	}
+	// A data dir with root.custody.json starts sealed until T shares come
+	// in (operator.go); a cluster member listens on raft only once unsealed.
 	if kcfg.RootKey, err = unsealRootKey(ctx, cfg, log); errors.Is(err, errStoppedSealed) {
 		return nil
 	} else if err != nil {
 		return err
 	}
-	// Cluster mode (cluster.go): nil for a single node; else the keystore
-	// runs on Raft, and a joining node enrolls here first.
-	cl, err := prepareCluster(ctx, cfg, log, &kcfg)
+	// The keystore runs on Raft in cluster mode, and a joining node
+	// enrolls here first.
+	cl, err := prepareCluster(ctx, cfg, plan, log, &kcfg)
 	if err != nil {
 		return err
 	}
 	store, err := keystore.Open(ctx, kcfg)
+	clear(kcfg.RootKey) // the store keeps derived keys only
 	if err != nil {
 		return err
 	}
