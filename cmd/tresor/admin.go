@@ -745,8 +745,8 @@ func bootstrapOperator(ctx context.Context, store *keystore.Store, dataDir strin
 // adminAPI mounts the admin API (admin.Prefix) in front of next (health,
 // metrics, cluster endpoints). auditDir is the node's login audit log, for
 // reviews through the API.
-func adminAPI(next http.Handler, store *keystore.Store, region string, lists *auth.Allowlists, auditor admin.Auditor, auditDir string, log *slog.Logger) (http.Handler, error) {
-	cfg := admin.Config{Region: region, Logger: log, Allowlists: lists, Auditor: auditor, AuditDir: auditDir}
+func adminAPI(next http.Handler, store *keystore.Store, region string, lists *auth.Allowlists, auditor admin.Auditor, auditDir string, cluster admin.Cluster, log *slog.Logger) (http.Handler, error) {
+	cfg := admin.Config{Region: region, Logger: log, Allowlists: lists, Auditor: auditor, AuditDir: auditDir, Cluster: cluster}
 	if key, err := audit.ReadSystemKey(auditDir); err == nil {
 		cfg.AuditSystemKey = key // opens the node's own records in an operator's review
 	} else {

@@ -35,6 +35,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tresor-gw/tresor/gateway/admin"
 	"github.com/tresor-gw/tresor/replication"
 )
 
@@ -180,6 +181,28 @@ func (c *clusterNode) handleChange(w http.ResponseWriter, r *http.Request) {
 	}
 	c.log.Info("cluster change", "op", req.Op, "id", req.ID)
 	writeClusterJSON(w, http.StatusOK, map[string]string{"status": "done"})
+}
+
+// ChangeMembership is admin.Cluster: the admin API's membership changes,
+// made by operators with their access keys (and audited there).
+func (c *clusterNode) ChangeMembership(ctx context.Context, op, id string) error {
+	err := c.node.ChangeMembership(ctx, replication.MembershipOp(op), id)
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, replication.ErrNoLeader) {
+		return fmt.Errorf("%w: %w", admin.ErrClusterUnavailable, err)
+	}
+	if err == nil {
+		c.log.Info("cluster change", "op", op, "id", id, "by", "admin API")
+	}
+	return err
+}
+
+// adminCluster returns the node for admin.Config.Cluster: nil (no
+// interface holding a nil pointer) on a single node.
+func (c *clusterNode) adminCluster() admin.Cluster {
+	if c == nil {
+		return nil
+	}
+	return c
 }
 
 // adminAddrFile is <data-dir>/admin.addr: the admin listener's address,

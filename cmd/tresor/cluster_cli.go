@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tresor-gw/tresor/gateway/admin"
 	"github.com/tresor-gw/tresor/keystore"
 )
 
@@ -26,7 +27,10 @@ commands:
 
 The command talks to a node's admin listener: --admin host:port, or the
 address the node in --data-dir recorded in admin.addr. Changes are
-authenticated with the root key (--root-key, default <data-dir>/root.key).
+authenticated with the root key (--root-key, default <data-dir>/root.key)
+or, where there is no key file (a root key held in shares) or with
+--credentials FILE, with an operator's access key through the admin API
+(default <data-dir>/operator), which records them in the login audit.
 `
 
 // runCluster is `tresor cluster`.
@@ -45,6 +49,7 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	admin := fs.String("admin", "", "admin listener `address` host:port (default: <data-dir>/admin.addr)")
 	fs.StringVar(admin, "endpoint", "", "same as --admin")
 	rootKey := fs.String("root-key", "", "root key `file` that authenticates changes (default <data-dir>/root.key)")
+	credFile := fs.String("credentials", "", "operator's shared-credentials `file` to sign changes with instead of the root key")
 	asJSON := fs.Bool("json", false, "status: print JSON")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after `duration`")
 	// Flags may come before or after the node id.
@@ -112,6 +117,9 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			path = filepath.Join(*dataDir, keystore.RootKeyFileName)
 		}
 	}
+	if *credFile != "" || (*rootKey == "" && !exists(path)) {
+		return operatorChange(ctx, addr, *dataDir, *credFile, sub, op, id, stdout)
+	}
 	root, err := keystore.LoadRootKey(path, false)
 	if err != nil {
 		return fmt.Errorf("cluster %s is authenticated with the root key: %w", sub, err)
@@ -172,4 +180,27 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// operatorChange makes a membership change through the admin API, signed
+// with an operator's access key: from credFile, else <data-dir>/operator.
+func operatorChange(ctx context.Context, addr, dataDir, credFile, sub, op, id string, stdout io.Writer) error {
+	if credFile == "" {
+		credFile = filepath.Join(dataDir, operatorFile)
+	}
+	key, secret, err := readCredentialsFile(credFile)
+	if err != nil {
+		return fmt.Errorf("cluster %s: no root key file, and no operator credentials: %w", sub, err)
+	}
+	c := &admin.Client{Endpoint: "http://" + addr, AccessKeyID: key, SecretAccessKey: secret}
+	if err := c.Do(ctx, http.MethodPost, "cluster/"+op, admin.ClusterChangeRequest{Node: id}, nil); err != nil {
+		return fmt.Errorf("cluster %s: %w", sub, err)
+	}
+	fmt.Fprintln(stdout, strings.TrimSpace("cluster "+sub+" "+id)+": done")
+	return nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

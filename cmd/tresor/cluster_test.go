@@ -272,10 +272,16 @@ func TestCluster_ThreeZones(t *testing.T) {
 	}
 	poll(t, 10*time.Second, "n1 lists a bucket made through n3", func() error { return hasBucket(ctx, clients[0], "via-n3") })
 
-	// Operators need the root key's token for changes.
-	out, err := exec.CommandContext(ctx, bin, "cluster", "transfer-leader", "--admin", procs[0].admin, "--data-dir", procs[0].dataDir).CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "root key") {
-		t.Errorf("transfer-leader without a readable root key: err %v, output %s", err, out)
+	// Changes need the root key or an operator's access key: not a
+	// tenant's key, not nothing.
+	out, err := exec.CommandContext(ctx, bin, "cluster", "transfer-leader", "--admin", procs[0].admin, "--data-dir", t.TempDir()).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "no root key file, and no operator credentials") {
+		t.Errorf("transfer-leader with neither root key nor operator key: err %v, output %s", err, out)
+	}
+	out, err = exec.CommandContext(ctx, bin, "cluster", "transfer-leader", "--admin", procs[0].admin,
+		"--credentials", filepath.Join(procs[0].dataDir, "credentials")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "AccessDenied") {
+		t.Errorf("transfer-leader signed by a tenant's admin: err %v, output %s", err, out)
 	}
 
 	// Kill the leader; a survivor takes writes.

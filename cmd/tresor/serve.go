@@ -181,7 +181,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// metrics, and the admin address for `tresor cluster --data-dir` (cluster_admin.go).
 	adminServer.Handler = cl.adminHandler(adminServer.Handler)
 	// The admin API under /admin/v1/ and the admin listener's IP allowlist (admin.go).
-	if adminServer.Handler, err = adminAPI(adminServer.Handler, store, cfg.Region, allowlists, alog, filepath.Join(cfg.DataDir, "audit"), log.With("component", "admin")); err != nil {
+	if adminServer.Handler, err = adminAPI(adminServer.Handler, store, cfg.Region, allowlists, alog, filepath.Join(cfg.DataDir, "audit"), cl.adminCluster(), log.With("component", "admin")); err != nil {
 		return err
 	}
 	adminListener = filterAdminListener(ctx, adminListener, allowlists, alog, log)

@@ -52,6 +52,8 @@ type Config struct {
 	// records that belong to no tenant, in an operator's review.
 	AuditDir       string
 	AuditSystemKey []byte
+	// Cluster, if set, takes membership changes (cluster.go).
+	Cluster Cluster
 }
 
 // Handler serves the admin API.

@@ -31,9 +31,12 @@
 //	                user, so it cannot give itself a way into a tenant's data
 //	                unseen (deleting a tenant's admins to onboard a new one is
 //	                destructive, visible to the tenant and audited); its own
-//	                keys are refused by the S3 API.
+//	                keys are refused by the S3 API. Also: cluster membership
+//	                changes, and the review of the node's login audit with
+//	                tenant fields as pseudonyms.
 //	tenant admin    its own tenant only: show it, its users, their access
-//	                keys (including new ones), its allowlist, and its key
+//	                keys (including new ones) and per-bucket grants, its
+//	                allowlist, its login audit review (in clear), and its key
 //	                versions' whole lifecycle: rotate, disable, enable,
 //	                schedule-destroy, cancel-destroy, destroy. Whether the
 //	                tenant's data stays readable, and its crypto-shredding
@@ -74,6 +77,12 @@
 //	GET    /operators/{user}/keys                 POST /operators/{user}/keys {expires}
 //	POST   /operators/{user}/keys/{key}/disable   .../enable
 //	DELETE /operators/{user}/keys/{key}
+//	PUT    /tenants/{tenant}/users/{user}/grants/{bucket} {role}
+//	DELETE /tenants/{tenant}/users/{user}/grants/{bucket}   DELETE .../grants (all)
+//	GET    /tenants/{tenant}/audit/review         GET /audit/review (operators)
+//	                                              ?since=24h&max-failures-per-key=N...
+//	POST   /cluster/promote {node}                POST /cluster/remove {node}
+//	POST   /cluster/transfer-leadership {node}    (node optional)
 //	GET    /allowlists                            (every scope that has a list)
 //	GET    /allowlists/{scope}                    PUT {cidrs} / DELETE
 //

@@ -51,6 +51,10 @@ func (h *Handler) routes() {
 	h.handle("POST "+p+"/tenants/{tenant}/key-versions/{version}/cancel-destroy", "cancel-key-version-destroy", cancelKeyVersionDestroy)
 	h.handle("POST "+p+"/tenants/{tenant}/key-versions/{version}/destroy", "destroy-key-version", destroyKeyVersion)
 
+	h.handle("POST "+p+"/cluster/promote", "cluster-promote", clusterChange("promote"))
+	h.handle("POST "+p+"/cluster/remove", "cluster-remove", clusterChange("remove"))
+	h.handle("POST "+p+"/cluster/transfer-leadership", "cluster-transfer-leadership", clusterChange("transfer-leadership"))
+
 	h.handle("GET "+p+"/audit/review", "", reviewAll)
 	h.handle("GET "+p+"/tenants/{tenant}/audit/review", "", reviewTenant)
 
