@@ -770,19 +770,12 @@ func newAllowlists(store *keystore.Store) *auth.Allowlists {
 
 // filterAdminListener closes connections to the admin listener from
 // addresses outside the admin allowlist, and records each refusal in the
-// login audit (kind allowlist_deny). Loopback is always admitted, so a list
-// that shuts out the operator's own address can still be repaired from the
-// node itself (whoever is on the node can read the root key anyway).
-func filterAdminListener(ctx context.Context, ln net.Listener, lists *auth.Allowlists, auditor admin.Auditor, log *slog.Logger) net.Listener {
+// login audit (kind allowlist_deny, through denials). Loopback is always
+// admitted, so a list that shuts out the operator's own address can still
+// be repaired from the node itself (whoever is on the node can read the
+// root key anyway).
+func filterAdminListener(ctx context.Context, ln net.Listener, lists *auth.Allowlists, d *denials) net.Listener {
 	return auth.FilterListener(ln, func(ip netip.Addr) bool {
 		return ip.IsLoopback() || lists.Allow(ctx, auth.ScopeAdmin, ip)
-	}, func(ip netip.Addr) {
-		rec := audit.Record{Kind: audit.AllowlistDeny, Reason: "admin allowlist", Operation: "admin-connect", SourceAddr: ip.String()}
-		if auditor == nil {
-			return
-		}
-		if err := auditor.Append(ctx, rec); err != nil {
-			log.Error("audit record of a refused admin connection not written", "error", err)
-		}
-	})
+	}, func(ip netip.Addr) { d.refused("admin", ip) })
 }

@@ -192,6 +192,7 @@ type clusterNode struct {
 	// keystore is open (setAllowlists); until then every peer with a
 	// cluster certificate is admitted.
 	allowlists atomic.Pointer[auth.Allowlists]
+	denials    atomic.Pointer[denials]
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -337,12 +338,7 @@ func prepareCluster(ctx context.Context, cfg Config, plan *clusterPlan, log *slo
 	rcfg.TrustKey = c.joinKey
 	rcfg.Logger = log.With("component", "replication")
 	rcfg.Registerer = &c.metrics
-	rcfg.WrapListener = func(ln net.Listener) net.Listener {
-		return auth.FilterListener(ln, func(ip netip.Addr) bool {
-			l := c.allowlists.Load()
-			return l == nil || l.AllowLastKnown(context.Background(), auth.ScopeCluster, ip)
-		}, func(netip.Addr) { log.Warn("cluster connection refused by the cluster allowlist") })
-	}
+	rcfg.WrapListener = c.filterListener
 	kcfg.RootKey = root
 	kcfg.SyncWrites = false // raft's log is the durable record
 	kcfg.NewLog = keystore.RaftConfig{
@@ -595,6 +591,29 @@ func (c *clusterNode) nodeID() string {
 		return ""
 	}
 	return c.conf.ID
+}
+
+// filterListener closes, at once, raft connections from addresses outside
+// the cluster allowlist and records each refusal (denials). Until the
+// keystore is open (setAllowlists) every peer with a certificate of the
+// cluster is admitted; while the keystore cannot be read the last list
+// read decides (auth.Allowlists.AllowLastKnown).
+func (c *clusterNode) filterListener(ln net.Listener) net.Listener {
+	return auth.FilterListener(ln, func(ip netip.Addr) bool {
+		l := c.allowlists.Load()
+		return l == nil || l.AllowLastKnown(context.Background(), auth.ScopeCluster, ip)
+	}, func(ip netip.Addr) {
+		if d := c.denials.Load(); d != nil {
+			d.refused("cluster", ip)
+		}
+	})
+}
+
+// setDenials makes the cluster listener record its refusals in d.
+func (c *clusterNode) setDenials(d *denials) {
+	if c != nil {
+		c.denials.Store(d)
+	}
 }
 
 // setAllowlists turns on the cluster listener's IP allowlist.

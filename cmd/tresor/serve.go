@@ -77,6 +77,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	// Refused admin and cluster connections go to the login audit once it
+	// is open (denials.go).
+	refusals := newDenials(log.With("component", "audit"))
+	cl.setDenials(refusals)
 	store, err := keystore.Open(ctx, kcfg)
 	clear(kcfg.RootKey) // the store keeps derived keys only
 	if err != nil {
@@ -102,6 +106,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("login audit: %w", err)
 	}
 	defer alog.Close()
+	refusalsCtx, stopRefusals := context.WithCancel(ctx)
+	refusalsDone := make(chan struct{})
+	go func() {
+		defer close(refusalsDone)
+		refusals.run(refusalsCtx, alog)
+	}()
+	defer func() { stopRefusals(); <-refusalsDone }() // before alog.Close
 
 	be, err := openBackend(ctx, cfg)
 	if err != nil {
@@ -184,7 +195,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if adminServer.Handler, err = adminAPI(adminServer.Handler, store, cfg.Region, allowlists, alog, filepath.Join(cfg.DataDir, "audit"), cl.adminCluster(), log.With("component", "admin")); err != nil {
 		return err
 	}
-	adminListener = filterAdminListener(ctx, adminListener, allowlists, alog, log)
+	adminListener = filterAdminListener(ctx, adminListener, allowlists, refusals)
 	cl.registerMetrics(reg)
 	if err := writeAdminAddr(cfg.DataDir, adminListener.Addr()); err != nil {
 		log.Warn("cannot record the admin address", "error", err)
