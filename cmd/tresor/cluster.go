@@ -21,10 +21,15 @@ package main
 //
 //	node.json  node id, zone, raft address, cluster id, join seeds (0600)
 //	ca.crt     the cluster CA certificate (its key's hash is the cluster id)
-//	ca.key     the cluster CA key, PKCS #8 (0600): every member holds it,
-//	           so every member can enroll new nodes (see enroll.go)
+//	ca.key     the cluster CA key, sealed under the root key (0600): every
+//	           member holds it, so every member can enroll new nodes (see
+//	           enroll.go)
 //	node.crt   this node's certificate, issued by the CA (CN = node id)
-//	node.key   this node's key (0600); it never leaves the node
+//	node.key   this node's key, sealed under the root key (0600); it never
+//	           leaves the node
+//
+// The two keys are sealed so that a copy of the data directory without the
+// root key holds no usable TLS key (cluster_keys.go).
 //	raft/      raft.db (log and stable store) and snapshots/
 //
 // First node (no --join): creates the CA and its own certificate,
@@ -376,6 +381,12 @@ func (c *clusterNode) createCA() error {
 	if err != nil {
 		return err
 	}
+	if caKey, err = c.sealKeyFile(caKeyFile, caKey); err != nil {
+		return err
+	}
+	if nodeKey, err = c.sealKeyFile(nodeKeyFile, nodeKey); err != nil {
+		return err
+	}
 	// The certificate goes last: its presence marks the setup complete.
 	for _, f := range []struct {
 		name string
@@ -390,23 +401,33 @@ func (c *clusterNode) createCA() error {
 }
 
 func (c *clusterNode) loadCredentials() (*replication.Credentials, error) {
-	var pems [3][]byte
-	for i, name := range []string{caCertFile, nodeCertFile, nodeKeyFile} {
+	var pems [2][]byte
+	for i, name := range []string{caCertFile, nodeCertFile} {
 		b, err := os.ReadFile(filepath.Join(c.dir, name))
 		if err != nil {
 			return nil, fmt.Errorf("cluster: %w", err)
 		}
 		pems[i] = b
 	}
-	creds, err := replication.LoadCredentials(pems[0], pems[1], pems[2])
+	nodeKey, err := c.readKeyFile(nodeKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	creds, err := replication.LoadCredentials(pems[0], pems[1], nodeKey)
 	if err != nil {
 		return nil, err
 	}
 	if cn := creds.Cert.Leaf; cn != nil && cn.Subject.CommonName != c.conf.ID {
 		return nil, fmt.Errorf("cluster: %s is for node %q, not %q", nodeCertFile, cn.Subject.CommonName, c.conf.ID)
 	}
-	if keyPEM, err := os.ReadFile(filepath.Join(c.dir, caKeyFile)); err == nil {
-		if c.ca, err = replication.ParseCA(pems[0], keyPEM); err != nil {
+	// A member without ca.key serves but cannot enroll others.
+	caKey, err := c.readKeyFile(caKeyFile)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return nil, err
+	default:
+		if c.ca, err = replication.ParseCA(pems[0], caKey); err != nil {
 			return nil, fmt.Errorf("cluster: %s: %w", caKeyFile, err)
 		}
 	}

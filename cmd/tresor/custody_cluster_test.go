@@ -321,9 +321,11 @@ func TestCustodyCluster_ThreeNodesOneSplit(t *testing.T) {
 		t.Errorf("a node under another split: exit %v, output:\n%s", intruder.cmd.ProcessState, b)
 	}
 
-	// Nothing secret on disk: no root key file, no share, anywhere (read
-	// once the nodes have stopped, when Badger has truncated its files).
+	// Nothing secret on disk: no root key file, no share, no private key
+	// in clear (the cluster's ECDSA keys are PKCS #8 "PRIVATE KEY"), anywhere
+	// (read once the nodes have stopped, when Badger has truncated its files).
 	stopAll(all)
+	sealedEnd, sealedFiles := []byte(sealedKeyPEMType+"-----"), 0
 	for _, p := range all {
 		err := filepath.WalkDir(p.dataDir, func(path string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
@@ -339,11 +341,23 @@ func TestCustodyCluster_ThreeNodesOneSplit(t *testing.T) {
 			if bytes.Contains(bytes.ToLower(b), []byte("tresor-share1-")) {
 				t.Errorf("%s holds a share", path)
 			}
+			if bytes.Count(b, []byte("PRIVATE KEY-----")) != bytes.Count(b, sealedEnd) {
+				t.Errorf("%s holds a private key in clear", path)
+			}
+			if d.Name() == caKeyFile || d.Name() == nodeKeyFile {
+				if !bytes.HasPrefix(b, []byte("-----BEGIN "+sealedKeyPEMType+"-----\n")) {
+					t.Errorf("%s is not sealed", path)
+				}
+				sealedFiles++
+			}
 			return nil
 		})
 		if err != nil {
 			t.Error(err)
 		}
+	}
+	if sealedFiles != 2*len(procs) {
+		t.Errorf("%d key files found, want ca.key and node.key on each of %d nodes", sealedFiles, len(procs))
 	}
 }
 

@@ -32,7 +32,9 @@ package main
 // Every member receives the CA key so that any member can enroll new nodes
 // after losing the first one. That widens nothing: the CA key only issues
 // certificates, and a certificate is no membership without the join proof,
-// whose key comes from the root key every member already holds.
+// whose key comes from the root key every member already holds. On disk the
+// CA key and the node's own key are sealed under the root key
+// (cluster_keys.go).
 //
 // The certificate admits the node to the raft listener; the node then Joins
 // with the replication package's own proof (an HMAC bound to the TLS
@@ -309,6 +311,12 @@ func (c *clusterNode) enroll(ctx context.Context) error {
 	c.conf.Seeds = resp.Members
 	c.conf.ClusterID = resp.ClusterID
 	if err := c.writeNodeFile(); err != nil { // the seeds, before the certificate marks enrollment done
+		return err
+	}
+	if caKey, err = c.sealKeyFile(caKeyFile, caKey); err != nil {
+		return err
+	}
+	if keyPEM, err = c.sealKeyFile(nodeKeyFile, keyPEM); err != nil {
 		return err
 	}
 	for _, f := range []struct {
