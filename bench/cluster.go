@@ -48,6 +48,11 @@ type ClusterConfig struct {
 	Dir string
 	// Zones names the zones, one node each (3 by default).
 	Zones []string
+	// Single starts one plain `tresor serve` on the same backend instead
+	// of a cluster: no Raft, the keystore on its local log. It prices the
+	// same load without replication; Zones is ignored and the cluster
+	// calls (Status, Leader, TransferLeadership) do not apply.
+	Single bool
 	// Logf, if set, receives progress lines.
 	Logf func(format string, args ...any)
 }
@@ -100,6 +105,9 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (_ *Cluster, err error
 		return nil, err
 	}
 	backendURL := fmt.Sprintf("s3+http://%s/%s?path_style=true&region=us-east-1", c.Backend.S3, backendBucket)
+	if cfg.Single {
+		return c, c.startSingle(ctx, rootKey, backendURL, bid, bsecret, logf)
+	}
 	for i, zone := range cfg.Zones {
 		raft, err := FreePorts(1)
 		if err != nil {
@@ -132,6 +140,23 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (_ *Cluster, err error
 		return nil, err
 	}
 	return c, nil
+}
+
+// startSingle starts the one node of a ClusterConfig.Single "cluster".
+func (c *Cluster) startSingle(ctx context.Context, rootKey, backendURL, bid, bsecret string, logf func(string, ...any)) error {
+	c.Zones = nil
+	p, err := c.sup.NewProcess("single", "--log-level", "warn", "--root-key", rootKey, "--backend", backendURL)
+	if err != nil {
+		return err
+	}
+	p.Env = []string{"AWS_ACCESS_KEY_ID=" + bid, "AWS_SECRET_ACCESS_KEY=" + bsecret}
+	if err := p.Start(ctx); err != nil {
+		return err
+	}
+	c.Nodes = append(c.Nodes, p)
+	logf("%s ready: s3 %s admin %s (no Raft)", p.Name, p.S3, p.Admin)
+	c.AccessKey, c.SecretKey, err = readCredentials(p.DataDir)
+	return err
 }
 
 // Close kills every process of the cluster.

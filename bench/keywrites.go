@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -19,10 +20,19 @@ const KeyWriteDefinition = "one key write = one S3 CreateBucket or DeleteBucket 
 	"on a quorum and applied before the answer; writers are spread over every zone's gateway, " +
 	"so two thirds of them are forwarded from a follower to the leader"
 
+// KeyWriteDefinitionSingle is KeyWriteDefinition for KeyWritesConfig.Single.
+const KeyWriteDefinitionSingle = "one key write = one S3 CreateBucket or DeleteBucket answered with success: " +
+	"each is exactly one keystore command (OpCreateBucket, OpDeleteBucket) applied and synced by the " +
+	"node's local log before the answer; one node, no Raft (for comparison with the 3-zone cluster)"
+
 // KeyWritesConfig configures KeyWrites.
 type KeyWritesConfig struct {
 	// Bin and Dir as for StartCluster.
 	Bin, Dir string
+	// Single runs the load on one plain `tresor serve` instead of a
+	// 3-zone cluster (ClusterConfig.Single): the same requests without
+	// Raft, to price replication. Transfer does not apply.
+	Single bool
 	// Writers is the number of concurrent writers (64 by default).
 	Writers int
 	// Duration is how long they write.
@@ -64,7 +74,13 @@ func KeyWrites(ctx context.Context, cfg KeyWritesConfig) (*KeyWritesReport, erro
 		cfg.Writers = 64
 	}
 	rep := &KeyWritesReport{Definition: KeyWriteDefinition, Writers: cfg.Writers, TransferUnavailableSeconds: -1}
-	c, err := StartCluster(ctx, ClusterConfig{Bin: cfg.Bin, Dir: cfg.Dir, Logf: cfg.Logf})
+	if cfg.Single {
+		rep.Definition = KeyWriteDefinitionSingle
+		if cfg.Transfer {
+			return rep, errors.New("a single node has no leadership to transfer")
+		}
+	}
+	c, err := StartCluster(ctx, ClusterConfig{Bin: cfg.Bin, Dir: cfg.Dir, Single: cfg.Single, Logf: cfg.Logf})
 	if err != nil {
 		return rep, err
 	}

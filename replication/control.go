@@ -20,9 +20,12 @@ import (
 )
 
 // Control protocol: a connection whose protocol byte is protoControl
-// carries one call: the caller writes a frame, the callee answers with
-// one and closes. A frame is a 4-byte big-endian length and a JSON body of
-// at most maxControlFrame bytes. Calls:
+// carries calls one after the other: the caller writes a frame, the callee
+// answers with one, and so on until either side closes. A frame is a
+// 4-byte big-endian length and a JSON body of at most maxControlFrame
+// bytes. A response with "keep" set promises that the callee reads another
+// call on the connection; a caller keeps (pools) a connection only then,
+// so a callee that closes after one call is still understood. Calls:
 //
 //	join        admit the caller as a non-voter after checking its proof
 //	forward     apply an entry on the leader (write forwarding)
@@ -35,6 +38,12 @@ import (
 // refused (the CA check already stops foreign certificates; the id guards
 // against a CA reused by mistake).
 const maxControlFrame = 8 << 20
+
+// controlIdleTimeout is how long the callee waits for the next call on a
+// kept connection. Callers drop pooled connections idle for half as long
+// (poolIdleTimeout), so a caller does not write into a connection the
+// callee is closing.
+const controlIdleTimeout = 2 * time.Minute
 
 type controlRequest struct {
 	Op      string       `json:"op"`
@@ -59,6 +68,8 @@ type controlResponse struct {
 	Code   string `json:"code,omitempty"` // error class, see codeErr
 	Err    string `json:"err,omitempty"`
 	Leader string `json:"leader,omitempty"`
+	// Keep says the callee reads another call on this connection.
+	Keep bool `json:"keep,omitempty"`
 }
 
 // Error classes on the wire: nothing else is a sentinel the caller may
@@ -135,27 +146,61 @@ func joinProof(trustKey []byte, cluster string, j *joinRequest, cs tls.Connectio
 	return m.Sum(nil), nil
 }
 
-// handleControl serves one control call.
-func (n *Node) handleControl(tc *tls.Conn) {
-	tc.SetDeadline(time.Now().Add(handshakeTimeout))
-	var req controlRequest
-	if err := readFrame(tc, &req); err != nil {
-		return
+// serveControl serves the control calls of one connection until the
+// caller closes it, it stays idle for controlIdleTimeout, or the node
+// closes. Keeping the connection spares a forwarded write the mutual TLS
+// 1.3 handshake (hybrid key exchange and two certificate chains to
+// verify): dialing per call cost about half of the leader's and of each
+// follower's CPU under write load.
+//
+// A kept connection takes calls only while the caller's certificate is
+// valid, as a connection per call would: it is closed when the certificate
+// expires.
+func (n *Node) serveControl(tc *tls.Conn) {
+	stop := context.AfterFunc(n.closeCtx, func() { tc.SetDeadline(time.Now()) })
+	defer stop()
+	expires := peerExpiry(tc.ConnectionState())
+	idle := handshakeTimeout // the first call follows the handshake at once
+	for {
+		deadline := time.Now().Add(idle)
+		if expires.Before(deadline) {
+			deadline = expires
+		}
+		tc.SetDeadline(deadline)
+		if n.closeCtx.Err() != nil {
+			return // closed after the AfterFunc cut the deadline: do not wait out the new one
+		}
+		var req controlRequest
+		if err := readFrame(tc, &req); err != nil {
+			return
+		}
+		resp := n.handleControl(tc, req)
+		resp.Keep = n.closeCtx.Err() == nil && time.Now().Before(expires)
+		if err := writeFrame(tc, resp); err != nil || !resp.Keep {
+			return
+		}
+		idle = controlIdleTimeout
 	}
+}
+
+// peerExpiry is when the peer's certificate expires: the end of a kept
+// connection's use.
+func peerExpiry(cs tls.ConnectionState) time.Time {
+	if len(cs.PeerCertificates) == 0 {
+		return time.Now()
+	}
+	return cs.PeerCertificates[0].NotAfter
+}
+
+// handleControl serves one control call.
+func (n *Node) handleControl(tc *tls.Conn, req controlRequest) controlResponse {
 	timeout := time.Duration(req.Timeout) * time.Millisecond
 	if timeout <= 0 || timeout > time.Minute {
 		timeout = 10 * time.Second
 	}
 	tc.SetDeadline(time.Now().Add(timeout + time.Second))
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(n.closeCtx, timeout)
 	defer cancel()
-	go func() {
-		select {
-		case <-n.closed:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	var resp controlResponse
 	var err error
 	switch {
@@ -184,7 +229,7 @@ func (n *Node) handleControl(tc *tls.Conn) {
 			_, resp.Leader = n.Leader()
 		}
 	}
-	writeFrame(tc, resp)
+	return resp
 }
 
 // isMember reports whether the peer's certificate names a member of the
@@ -238,6 +283,9 @@ func trustErr(err error) bool {
 type tlsForwarder struct {
 	layer   *tlsLayer
 	cluster string
+	// pool, if set, keeps connections between calls; without it every
+	// call dials (joins and admin calls, which are rare).
+	pool *connPool
 }
 
 func (f *tlsForwarder) call(ctx context.Context, addr string, req controlRequest, build func(*tls.Conn) error) (controlResponse, error) {
@@ -245,17 +293,45 @@ func (f *tlsForwarder) call(ctx context.Context, addr string, req controlRequest
 	if d, ok := ctx.Deadline(); ok {
 		req.Timeout = time.Until(d).Milliseconds()
 	}
-	tc, err := f.layer.dial(ctx, addr, protoControl)
-	if err != nil {
-		if trustErr(err) {
-			return controlResponse{}, fmt.Errorf("%w: %s: %w", ErrTrust, addr, err)
-		}
-		// Nothing reached the leader: the caller may treat it as no leader.
-		return controlResponse{}, fmt.Errorf("%w: dial %s: %w", ErrNoLeader, addr, err)
+	pool := f.pool
+	if build != nil {
+		pool = nil // build binds the call to a fresh session (join)
 	}
-	defer tc.Close()
+	var tc *tls.Conn
+	if pool != nil {
+		tc = pool.get(addr)
+	}
+	reused := tc != nil
+	if tc == nil {
+		var err error
+		if tc, err = f.layer.dial(ctx, addr, protoControl); err != nil {
+			if trustErr(err) {
+				return controlResponse{}, fmt.Errorf("%w: %s: %w", ErrTrust, addr, err)
+			}
+			// Nothing reached the leader: the caller may treat it as no leader.
+			return controlResponse{}, fmt.Errorf("%w: dial %s: %w", ErrNoLeader, addr, err)
+		}
+	}
+	// A reused connection whose callee has gone away fails on the read
+	// below, after the request was written: that error is ambiguous like
+	// any other cut-off call, never ErrNoLeader. The other idle
+	// connections to that callee go with it.
+	keep, failed := false, false
+	defer func() {
+		switch {
+		case keep:
+			pool.put(addr, tc)
+		case failed && reused:
+			tc.Close()
+			pool.drop(addr)
+		default:
+			tc.Close()
+		}
+	}()
 	if d, ok := ctx.Deadline(); ok {
 		tc.SetDeadline(d.Add(time.Second))
+	} else {
+		tc.SetDeadline(time.Time{})
 	}
 	if build != nil {
 		if err := build(tc); err != nil {
@@ -265,10 +341,12 @@ func (f *tlsForwarder) call(ctx context.Context, addr string, req controlRequest
 	stop := context.AfterFunc(ctx, func() { tc.SetDeadline(time.Now()) })
 	defer stop()
 	if err := writeFrame(tc, req); err != nil {
+		failed = ctx.Err() == nil
 		return controlResponse{}, fmt.Errorf("replication: control call: %w", err)
 	}
 	var resp controlResponse
 	if err := readFrame(tc, &resp); err != nil {
+		failed = ctx.Err() == nil
 		if ctx.Err() != nil {
 			return controlResponse{}, ctx.Err()
 		}
@@ -277,6 +355,10 @@ func (f *tlsForwarder) call(ctx context.Context, addr string, req controlRequest
 		}
 		return controlResponse{}, fmt.Errorf("replication: control call: %w", err)
 	}
+	// Pool the connection only if the callee reads another call, ctx
+	// cannot still cut its deadline short (stop reports the AfterFunc
+	// will not run), and the callee's certificate is still valid.
+	keep = pool != nil && resp.Keep && stop() && time.Now().Before(peerExpiry(tc.ConnectionState()))
 	if resp.Err != "" {
 		if e, ok := codeErr[resp.Code]; ok {
 			return resp, fmt.Errorf("%w: %s", e, resp.Err)
@@ -359,17 +441,18 @@ func Open(ctx context.Context, cfg Config, fsm FSM) (*Node, error) {
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: layer, MaxPool: 3, Timeout: 10 * time.Second, Logger: hl,
 	})
-	n, err := newNode(cfg, fsm, stores{logs: logs, stable: bolt, snaps: snaps}, trans, &tlsForwarder{layer: layer, cluster: cfg.ClusterID}, hl)
+	pool := newConnPool()
+	n, err := newNode(cfg, fsm, stores{logs: logs, stable: bolt, snaps: snaps}, trans, &tlsForwarder{layer: layer, cluster: cfg.ClusterID, pool: pool}, hl)
 	if err != nil {
 		trans.Close()
 		layer.wait()
 		bolt.Close()
 		return nil, err
 	}
-	h := n.handleControl
+	h := n.serveControl
 	layer.control.Store(&h)
 	n.layer = layer
-	n.closers = append(n.closers, bolt.Close, func() error { err := trans.Close(); layer.wait(); return err })
+	n.closers = append(n.closers, bolt.Close, func() error { err := trans.Close(); layer.wait(); return err }, pool.close)
 	n.logger.Info("replication node listening", "addr", cfg.AdvertiseAddr, "cluster", cfg.ClusterID)
 	return n, nil
 }

@@ -49,6 +49,10 @@ type Node struct {
 	closeOnce sync.Once
 	closeErr  error
 	closed    chan struct{}
+	// closeCtx ends when the node closes: the control calls it serves
+	// run under it.
+	closeCtx    context.Context
+	cancelClose context.CancelFunc
 }
 
 // forwarder reaches another node: the TLS control client, or the in-memory
@@ -106,8 +110,10 @@ func newNode(cfg Config, fsm FSM, st stores, trans raft.Transport, fwd forwarder
 		hl = hclogFor(cfg.Logger, cfg.ID)
 	}
 	n := &Node{cfg: cfg, logger: logger, fsm: newFSMAdapter(fsm, cfg.ClusterID), fwd: fwd, closed: make(chan struct{})}
+	n.closeCtx, n.cancelClose = context.WithCancel(context.Background())
 	r, err := raft.NewRaft(raftConfig(cfg, hl), n.fsm, st.logs, st.stable, st.snaps, trans)
 	if err != nil {
+		n.cancelClose()
 		return nil, fmt.Errorf("replication: start raft: %w", err)
 	}
 	n.raft = r
@@ -194,8 +200,12 @@ func (n *Node) CheckStaleness(max time.Duration) error {
 }
 
 // Propose replicates data as one FSM command and returns the FSM's
-// response and the entry's index once it is applied on the node that
-// proposed it. A follower forwards the proposal to the leader.
+// response and the entry's index once the leader has applied it. A
+// follower forwards the proposal to the leader and returns with the
+// leader's answer: its own replica applies the entry once it learns of the
+// commit, with the leader's next append (within twice
+// Config.CommitTimeout when no other write follows), so a read on this
+// node that must see the write waits for it with WaitApplied(index).
 //
 // ErrNoLeader and ErrNotLeader mean nothing was proposed. Any other error
 // leaves the outcome unknown: the command may still be applied. Callers
@@ -353,6 +363,7 @@ func wait(ctx context.Context, f raft.Future) error {
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		close(n.closed)
+		n.cancelClose()
 		errs := []error{n.raft.Shutdown().Error()}
 		for i := len(n.closers) - 1; i >= 0; i-- {
 			errs = append(errs, n.closers[i]())

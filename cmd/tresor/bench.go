@@ -113,6 +113,7 @@ func benchKeystore(ctx context.Context, args []string, stdout, stderr io.Writer)
 	writers := fs.Int("writers", 64, "concurrent writers, spread over the zones' gateways")
 	duration := fs.Duration("duration", 20*time.Second, "how long they write")
 	transfer := fs.Bool("transfer", true, "hand leadership over at half time and measure the write gap")
+	single := fs.Bool("single", false, "run the same load on one plain tresor serve (no Raft, no transfer), to price replication")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	dir := fs.String("dir", "", "`directory` for the processes' data and logs (default: a temporary one)")
 	keep := fs.Bool("keep", false, "keep the temporary directory")
@@ -121,6 +122,14 @@ func benchKeystore(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	if fs.NArg() > 0 || *writers < 1 || *duration < time.Second {
 		return usageError("bench keystore: takes no arguments, --writers of at least 1, --duration of at least 1s")
+	}
+	if *single {
+		explicit := false
+		fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "transfer" })
+		if explicit && *transfer {
+			return usageError("bench keystore: --single has no leadership to transfer (leave out --transfer)")
+		}
+		*transfer = false
 	}
 	bin, err := os.Executable()
 	if err != nil {
@@ -131,7 +140,7 @@ func benchKeystore(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	rep, runErr := bench.KeyWrites(ctx, bench.KeyWritesConfig{
-		Bin: bin, Dir: path, Writers: *writers, Duration: *duration, Transfer: *transfer,
+		Bin: bin, Dir: path, Writers: *writers, Duration: *duration, Transfer: *transfer, Single: *single,
 		Logf: func(format string, args ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", args...) },
 	})
 	done(*keep || runErr != nil)
