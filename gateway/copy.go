@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -71,18 +72,38 @@ func (s *Server) source(ctx context.Context, r *http.Request, rq *request) (*req
 // copyObject copies inside the backend without the data passing through
 // the gateway: the ciphertext stays as it is, and the DEK is re-wrapped for
 // the destination's bucket and key. Metadata is copied (COPY, the default)
-// or replaced by the request's (REPLACE), and sealed anew either way.
+// or replaced by the request's (REPLACE), and sealed anew either way. The
+// backend copies only the source version whose envelope was opened; if
+// the source was overwritten meanwhile, the copy starts over.
 func (s *Server) copyObject(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) error {
 	directive := r.Header.Get("X-Amz-Metadata-Directive")
 	if directive != "" && directive != "COPY" && directive != "REPLACE" {
 		return s3Error("InvalidArgument", "Unknown metadata directive.")
 	}
+	for attempt := 1; ; attempt++ {
+		out, err := s.copyOnce(ctx, r, rq, directive)
+		if errors.Is(err, backend.ErrPreconditionFailed) {
+			if attempt < maxOpenAttempts {
+				continue
+			}
+			err = fmt.Errorf("copy source: %w", errOverwritten)
+		}
+		if err != nil {
+			return err
+		}
+		sseHeaders(w.Header(), rq.tenant())
+		return writeXML(w, copyObjectResult{Xmlns: s3Namespace, LastModified: s3Time(out.LastModified), ETag: out.ETag})
+	}
+}
+
+// copyOnce makes one attempt of copyObject.
+func (s *Server) copyOnce(ctx context.Context, r *http.Request, rq *request, directive string) (backend.ObjectInfo, error) {
 	src, info, env, _, err := s.source(ctx, r, rq)
 	if err != nil {
-		return err
+		return backend.ObjectInfo{}, err
 	}
 	if src.bucket == rq.bucket && src.key == rq.key && directive != "REPLACE" {
-		return s3Error("InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.")
+		return backend.ObjectInfo{}, s3Error("InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.")
 	}
 	var meta map[string]string
 	if directive == "REPLACE" {
@@ -91,36 +112,48 @@ func (s *Server) copyObject(ctx context.Context, w http.ResponseWriter, r *http.
 		meta, err = env.OpenMetadata(info.Metadata[metaSealed])
 	}
 	if err != nil {
-		return err
+		return backend.ObjectInfo{}, err
 	}
 	dst, err := env.Rewrap(ctx, s.store, rq.binding())
 	if err != nil {
-		return err
+		return backend.ObjectInfo{}, err
 	}
 	bm, err := sealMeta(dst, meta)
 	if err != nil {
-		return err
+		return backend.ObjectInfo{}, err
 	}
-	out, err := s.backend.Copy(ctx, backend.Location{Bucket: src.bucket, Key: src.key},
+	var manifest keystore.Manifest
+	if env.Multipart() {
+		// The source's manifest (the one that opened it) describes the
+		// copy too: same ciphertext, same parts. It goes in before the
+		// copy, so that the copy is never without one; readers take the
+		// manifest that authenticates, whatever ETag it names.
+		set, err := s.store.ManifestSet(keystore.WithReadLevel(ctx, keystore.ReadLinearizable), src.bucket, src.key)
+		if err != nil {
+			return backend.ObjectInfo{}, err
+		}
+		m, _, ok := pickManifest(set, env, info.ETag)
+		if !ok {
+			return backend.ObjectInfo{}, fmt.Errorf("copy %s/%s: %w", src.bucket, src.key, backend.ErrPreconditionFailed)
+		}
+		manifest = keystore.Manifest{ETag: info.ETag, Data: m.Data}
+		if err := s.store.PutManifest(context.WithoutCancel(ctx), rq.tenant(), rq.bucket, rq.key, manifest); err != nil {
+			return backend.ObjectInfo{}, err
+		}
+	}
+	out, err := s.backend.Copy(ctx, backend.Location{Bucket: src.bucket, Key: src.key, IfMatch: info.ETag},
 		backend.Location{Bucket: rq.bucket, Key: rq.key}, bm)
 	if err != nil {
-		return err
+		return backend.ObjectInfo{}, err
 	}
-	if env.Multipart() {
-		m, err := s.store.Manifest(ctx, src.bucket, src.key)
-		if err != nil {
-			return err
+	if env.Multipart() && out.ETag != manifest.ETag {
+		// LIST finds sizes by the object's ETag.
+		manifest.ETag = out.ETag
+		if err := s.store.PutManifest(context.WithoutCancel(ctx), rq.tenant(), rq.bucket, rq.key, manifest); err != nil {
+			return backend.ObjectInfo{}, err
 		}
-		err = s.store.PutManifest(context.WithoutCancel(ctx), rq.tenant(), rq.bucket, rq.key,
-			keystore.Manifest{ETag: out.ETag, Data: m.Data})
-		if err != nil {
-			return err
-		}
-	} else {
-		s.dropManifest(ctx, rq)
 	}
-	sseHeaders(w.Header(), rq.tenant())
-	return writeXML(w, copyObjectResult{Xmlns: s3Namespace, LastModified: s3Time(out.LastModified), ETag: out.ETag})
+	return out, nil
 }
 
 // uploadPartCopy decrypts the source (range) and encrypts it again as a

@@ -203,9 +203,10 @@ func (s *Server) writeCompleted(w http.ResponseWriter, rq *request, etag string)
 
 // completedBefore answers a completion that failed because its upload is
 // gone: if the upload was completed already (a client retrying a
-// completion whose answer it lost, or two completions racing), the object's
-// manifest names it, and the retry gets the first completion's answer, as
-// S3 gives it. Any other failure is returned as it is, a missing upload as
+// completion whose answer it lost, two completions racing, or a reader
+// that rolled this completion forward, recoverManifest), the key's
+// manifest set remembers it, even if later uploads overwrote the object since,
+// and the retry gets the first completion's answer, as S3 gives it. Any other failure is returned as it is, a missing upload as
 // NoSuchUpload.
 func (s *Server) completedBefore(ctx context.Context, w http.ResponseWriter, rq *request, id string, err error) error {
 	gone := errors.Is(err, keystore.ErrNotFound) || errors.Is(err, backend.ErrUploadNotFound)
@@ -216,9 +217,9 @@ func (s *Server) completedBefore(ctx context.Context, w http.ResponseWriter, rq 
 	if !gone || id == "" {
 		return err
 	}
-	m, merr := s.store.Manifest(keystore.WithReadLevel(ctx, keystore.ReadLinearizable), rq.bucket, rq.key)
-	if merr == nil && m.Upload == id {
-		return s.writeCompleted(w, rq, m.ETag)
+	set, merr := s.store.ManifestSet(keystore.WithReadLevel(ctx, keystore.ReadLinearizable), rq.bucket, rq.key)
+	if etag, ok := set.CompletedBy(id); merr == nil && ok {
+		return s.writeCompleted(w, rq, etag)
 	}
 	return s3Error("NoSuchUpload")
 }

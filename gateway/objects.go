@@ -95,7 +95,6 @@ func (s *Server) putObject(ctx context.Context, w http.ResponseWriter, r *http.R
 	if err != nil {
 		return err
 	}
-	s.dropManifest(ctx, rq)
 	h := w.Header()
 	h.Set("ETag", info.ETag)
 	sseHeaders(h, rq.tenant())
@@ -117,9 +116,8 @@ func (s *Server) openObject(ctx context.Context, rq *request, info backend.Objec
 		layout, err := env.SingleLayout()
 		return env, layout, err
 	}
-	m, err := s.store.Manifest(ctx, rq.bucket, rq.key)
-	if err == nil {
-		if layout, err := env.OpenManifest(m.Data); err == nil {
+	if set, err := s.store.ManifestSet(ctx, rq.bucket, rq.key); err == nil {
+		if _, layout, ok := pickManifest(set, env, info.ETag); ok {
 			return env, layout, nil
 		}
 	}
@@ -185,6 +183,23 @@ func (s *Server) getAndOpen(ctx context.Context, rq *request) (io.ReadCloser, ba
 	}
 }
 
+// pickManifest returns the manifest of set that authenticates under env:
+// only the object's own does. Those naming etag, the object's, are tried
+// first; another may still be it when two uploads gave equal ETags.
+func pickManifest(set keystore.ManifestSet, env *envelope.Envelope, etag string) (keystore.Manifest, envelope.Layout, bool) {
+	for _, named := range []bool{true, false} {
+		for _, m := range set.Manifests {
+			if (m.ETag == etag) != named {
+				continue
+			}
+			if layout, err := env.OpenManifest(m.Data); err == nil {
+				return m, layout, true
+			}
+		}
+	}
+	return keystore.Manifest{}, envelope.Layout{}, false
+}
+
 // recoverManifest finds the manifest of a multipart object when the local
 // replica has none that authenticates for it: first a fresher one, read at
 // the linearizable level (this node may lag behind the completion), then
@@ -194,31 +209,36 @@ func (s *Server) getAndOpen(ctx context.Context, rq *request) (io.ReadCloser, ba
 // session's can be taken for it; the completion is then rolled forward.
 func (s *Server) recoverManifest(ctx context.Context, rq *request, env *envelope.Envelope, info backend.ObjectInfo) (envelope.Layout, error) {
 	fresh := keystore.WithReadLevel(ctx, keystore.ReadLinearizable)
-	if m, err := s.store.Manifest(fresh, rq.bucket, rq.key); err == nil {
-		if layout, err := env.OpenManifest(m.Data); err == nil {
+	// Two rounds: the manifest and the sessions are two reads, and a
+	// completion committing between them (the session gone, the manifest
+	// not seen yet) leaves its manifest for the second round.
+	for range 2 {
+		if set, err := s.store.ManifestSet(fresh, rq.bucket, rq.key); err == nil {
+			if _, layout, ok := pickManifest(set, env, info.ETag); ok {
+				return layout, nil
+			}
+		}
+		page, err := s.store.ListUploads(fresh, rq.bucket, keystore.ListUploadsOptions{Prefix: rq.key, MaxUploads: keystore.MaxUploads})
+		if err != nil {
+			return envelope.Layout{}, fmt.Errorf("manifest: %w", err)
+		}
+		for _, u := range page.Uploads {
+			if u.Key != rq.key || len(u.Manifest) == 0 {
+				continue
+			}
+			layout, err := env.OpenManifest(u.Manifest)
+			if err != nil {
+				continue
+			}
+			err = s.store.CompleteUpload(context.WithoutCancel(ctx), u.Tenant, rq.bucket, rq.key, u.ID,
+				keystore.Manifest{ETag: info.ETag, Data: u.Manifest})
+			if err != nil {
+				s.log.Warn("rolling a multipart completion forward failed", "request_id", rq.id, "error", err)
+			} else {
+				s.log.Info("rolled a multipart completion forward", "request_id", rq.id)
+			}
 			return layout, nil
 		}
-	}
-	page, err := s.store.ListUploads(fresh, rq.bucket, keystore.ListUploadsOptions{Prefix: rq.key, MaxUploads: keystore.MaxUploads})
-	if err != nil {
-		return envelope.Layout{}, fmt.Errorf("manifest: %w", err)
-	}
-	for _, u := range page.Uploads {
-		if u.Key != rq.key || len(u.Manifest) == 0 {
-			continue
-		}
-		layout, err := env.OpenManifest(u.Manifest)
-		if err != nil {
-			continue
-		}
-		err = s.store.CompleteUpload(context.WithoutCancel(ctx), u.Tenant, rq.bucket, rq.key, u.ID,
-			keystore.Manifest{ETag: info.ETag, Data: u.Manifest})
-		if err != nil {
-			s.log.Warn("rolling a multipart completion forward failed", "request_id", rq.id, "error", err)
-		} else {
-			s.log.Info("rolled a multipart completion forward", "request_id", rq.id)
-		}
-		return layout, nil
 	}
 	return envelope.Layout{}, errors.New("no manifest authenticates for this object")
 }
@@ -402,35 +422,33 @@ func (s *Server) deleteObject(ctx context.Context, w http.ResponseWriter, r *htt
 	return nil
 }
 
-// removeObject deletes an object and its manifest, if any.
+// removeObject deletes an object and the manifests its key had before the
+// delete: not those of a multipart completion that raced the delete and
+// committed after the look (keystore.DeleteManifests), whose object may be
+// the one the backend holds now.
 func (s *Server) removeObject(ctx context.Context, tenant keystore.ID, bucket, key string) error {
+	if !s.hasManifest(ctx, bucket, key) {
+		return s.backend.Delete(ctx, bucket, key)
+	}
+	set, err := s.store.ManifestSet(keystore.WithReadLevel(ctx, keystore.ReadLinearizable), bucket, key)
+	if err != nil && !errors.Is(err, keystore.ErrNotFound) {
+		return err
+	}
 	if err := s.backend.Delete(ctx, bucket, key); err != nil {
 		return err
 	}
-	if !s.hasManifest(ctx, bucket, key) {
+	if len(set.Manifests) == 0 {
 		return nil
 	}
-	return s.store.DeleteManifest(ctx, tenant, bucket, key)
+	return s.store.DeleteManifests(context.WithoutCancel(ctx), tenant, bucket, key, set.Digests())
 }
 
-// hasManifest reports whether bucket/key has a manifest, from the local
-// keystore replica, so that single-part writes and deletes cost no
-// keystore write. On a read error it answers true: deleting is safe.
+// hasManifest reports whether bucket/key has manifests, from the local
+// keystore replica, so that deleting a single-part object costs no
+// keystore write. On a read error it answers true: looking costs a HEAD.
 func (s *Server) hasManifest(ctx context.Context, bucket, key string) bool {
-	_, err := s.store.Manifest(ctx, bucket, key)
+	_, err := s.store.ManifestSet(ctx, bucket, key)
 	return !errors.Is(err, keystore.ErrNotFound)
-}
-
-// dropManifest deletes the manifest a multipart object that a single-part
-// write replaced left behind. A failure is logged, not returned: the write
-// succeeded, and LIST ignores a manifest whose ETag is not the object's.
-func (s *Server) dropManifest(ctx context.Context, rq *request) {
-	if !s.hasManifest(ctx, rq.bucket, rq.key) {
-		return
-	}
-	if err := s.store.DeleteManifest(context.WithoutCancel(ctx), rq.tenant(), rq.bucket, rq.key); err != nil {
-		s.log.Warn("stale manifest not deleted", "request_id", rq.id, "error", err)
-	}
 }
 
 // maxDeleteKeys is S3's limit of keys in one DeleteObjects request.
@@ -477,14 +495,14 @@ func (s *Server) plaintextSizes(ctx context.Context, bucket string, objs []backe
 	for i, o := range objs {
 		keys[i] = o.Key
 	}
-	manifests, err := s.store.Manifests(ctx, bucket, keys)
+	sets, err := s.store.ManifestSets(ctx, bucket, keys)
 	if err != nil {
 		return nil, err
 	}
 	sizes := make([]int64, len(objs))
 	for i, o := range objs {
-		if m, ok := manifests[o.Key]; ok && m.ETag == o.ETag {
-			if sizes[i], err = envelope.ManifestSize(m.Data); err == nil {
+		if ms := sets[o.Key].ForETag(o.ETag); len(ms) > 0 {
+			if sizes[i], err = envelope.ManifestSize(ms[0].Data); err == nil {
 				continue
 			}
 		}

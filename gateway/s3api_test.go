@@ -431,9 +431,11 @@ func TestGateway_MultipartSurvivesRestart(t *testing.T) {
 	}
 }
 
-// TestGateway_OverwriteMultipartWithSinglePart checks that a single PUT over
-// a multipart object drops its manifest, and that listing and reading show
-// the new object.
+// TestGateway_OverwriteMultipartWithSinglePart checks that listing and
+// reading show a single-part object that replaced a multipart one (whose
+// manifest stays in the key's set until the object is deleted: deleting it
+// at the PUT could take a racing completion's along), and that deleting
+// the object deletes the key's manifests.
 func TestGateway_OverwriteMultipartWithSinglePart(t *testing.T) {
 	g := newTestGateway(t, "fs", false)
 	ctx := context.Background()
@@ -451,14 +453,11 @@ func TestGateway_OverwriteMultipartWithSinglePart(t *testing.T) {
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: p1.ETag}}}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := g.store.Manifest(ctx, "over", "k"); err != nil {
+	if _, err := g.store.ManifestSet(ctx, "over", "k"); err != nil {
 		t.Fatalf("no manifest after completion: %v", err)
 	}
 	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("over"), Key: aws.String("k"), Body: strings.NewReader("single, longer")}); err != nil {
 		t.Fatal(err)
-	}
-	if _, err := g.store.Manifest(ctx, "over", "k"); !errors.Is(err, keystore.ErrNotFound) {
-		t.Errorf("manifest after single-part overwrite: %v, want ErrNotFound", err)
 	}
 	got, _ := getAll(t, c, "over", "k", "")
 	if string(got) != "single, longer" {
@@ -467,6 +466,25 @@ func TestGateway_OverwriteMultipartWithSinglePart(t *testing.T) {
 	list, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("over")})
 	if err != nil || len(list.Contents) != 1 || aws.ToInt64(list.Contents[0].Size) != int64(len("single, longer")) {
 		t.Errorf("listing after overwrite: %v %+v", err, list)
+	}
+	// The multipart version again, then deleted: its manifest goes.
+	mp, err = c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("over"), Key: aws.String("k")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1, err = c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("over"), Key: aws.String("k"), UploadId: mp.UploadId, PartNumber: aws.Int32(1), Body: strings.NewReader("multipart again")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("over"), Key: aws.String("k"), UploadId: mp.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: p1.ETag}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("over"), Key: aws.String("k")}); err != nil {
+		t.Fatal(err)
+	}
+	if set, err := g.store.ManifestSet(ctx, "over", "k"); !errors.Is(err, keystore.ErrNotFound) {
+		t.Errorf("after the delete the key still has manifests: %+v, %v", set, err)
 	}
 	if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("over"), Key: aws.String("k")}); err != nil {
 		t.Fatal(err)
@@ -538,7 +556,7 @@ func TestGateway_CompletionRolledForward(t *testing.T) {
 	if string(got) != "new version" {
 		t.Fatalf("GET after the interrupted completion: %q, want the completed object", got)
 	}
-	if _, err := store.Manifest(ctx, "rollfwd", "k"); err != nil {
+	if _, err := store.ManifestSet(ctx, "rollfwd", "k"); err != nil {
 		t.Errorf("the completion was not rolled forward into the keystore: %v", err)
 	}
 	if _, err := store.Upload(ctx, "rollfwd", "k", aws.ToString(mp.UploadId)); !errors.Is(err, keystore.ErrNotFound) {

@@ -100,7 +100,7 @@ func workload(t *testing.T, s *Store) {
 	s.AbortUpload(ctx, tn.ID, "acme-data", "k2", up2.ID)
 	s.PutUpload(ctx, Upload{Tenant: tn.ID, Bucket: "acme-data", Key: "k3", Envelope: "e", BackendUploadID: "b"})
 	s.PutManifest(ctx, tn.ID, "acme-data", "k4", Manifest{ETag: "e4", Data: []byte("m4")})
-	s.DeleteManifest(ctx, tn.ID, "acme-data", "k4")
+	s.DeleteManifests(ctx, tn.ID, "acme-data", "k4", nil)
 	mustBucket(t, s, tn.ID, "acme-tmp")
 	s.DeleteBucket(ctx, tn.ID, "acme-tmp")
 	gone := mustTenant(t, s, "gone")

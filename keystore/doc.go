@@ -68,7 +68,9 @@
 //	b/<bucket>                        bucket record
 //	tb/<tenant id><bucket>            empty, lists a tenant's buckets
 //	up/<bucket>\x00<key>\x00<upload>  multipart upload session
-//	mf/<bucket>\x00<key>              manifest of a completed multipart object
+//	mf/<bucket>\x00<key>              manifest set: the manifests of the latest multipart
+//	                                  objects written at the key and the uploads that
+//	                                  completed it (ManifestSet, manifests.go)
 //
 // Object keys may not contain NUL (XML 1.0, which S3 listings use, cannot
 // carry it either), so the \x00 separators keep byte order: all uploads of

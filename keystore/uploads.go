@@ -260,10 +260,10 @@ func applyCompleteUpload(a *applyCtx, p completeUploadPayload) (any, error) {
 	if err := validManifest(p.Manifest); err != nil {
 		return nil, err
 	}
-	m := p.Manifest
-	m.Upload = p.ID
+	var set ManifestSet
+	a.get(manifestKey(p.Bucket, p.Key), &set)
 	a.del(k)
-	a.put(manifestKey(p.Bucket, p.Key), m)
+	a.put(manifestKey(p.Bucket, p.Key), set.with(p.Manifest, p.ID))
 	return nil, nil
 }
 

@@ -51,8 +51,8 @@ func TestUploads_PutGetCompleteAbort(t *testing.T) {
 	wantErr(t, "complete twice", s.CompleteUpload(ctx, a.ID, "alice-data", "dir/obj", u.ID, m), ErrNotFound)
 	_, err = s.Upload(ctx, "alice-data", "dir/obj", u.ID)
 	wantErr(t, "Upload after complete", err, ErrNotFound)
-	if got, err := s.Manifest(ctx, "alice-data", "dir/obj"); err != nil || got.ETag != m.ETag || string(got.Data) != "parts" {
-		t.Fatalf("Manifest after complete = %+v, %v", got, err)
+	if got, err := s.ManifestSet(ctx, "alice-data", "dir/obj"); err != nil || len(got.Manifests) != 1 || got.Manifests[0].ETag != m.ETag || string(got.Manifests[0].Data) != "parts" {
+		t.Fatalf("ManifestSet after complete = %+v, %v", got, err)
 	}
 
 	u2, _ := s.PutUpload(ctx, in)

@@ -91,6 +91,10 @@ type PutOptions struct {
 // Location names one object.
 type Location struct {
 	Bucket, Key string
+	// IfMatch, on a Copy's source, copies only the version with this ETag
+	// (quoted); another fails with ErrPreconditionFailed. The gateway opened
+	// that version's envelope: a copy of another would be undecryptable.
+	IfMatch string
 }
 
 // ObjectInfo describes a stored object.

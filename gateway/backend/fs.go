@@ -477,6 +477,9 @@ func (f *FS) Copy(ctx context.Context, src, dst Location, meta Metadata) (Object
 		return ObjectInfo{}, fmt.Errorf("backend: copy from %s/%s: %w", src.Bucket, src.Key, err)
 	}
 	defer file.Close()
+	if src.IfMatch != "" && st.ETag != src.IfMatch {
+		return ObjectInfo{}, fmt.Errorf("%w: copy source ETag %s is not %s", ErrPreconditionFailed, st.ETag, src.IfMatch)
+	}
 	tmp, t, err := f.writeTemp(ctx, io.NewSectionReader(file, 0, st.Size), fileTrailer{Key: dst.Key, Metadata: meta})
 	if err != nil {
 		return ObjectInfo{}, fmt.Errorf("backend: copy to %s/%s: %w", dst.Bucket, dst.Key, err)

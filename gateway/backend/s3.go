@@ -360,6 +360,9 @@ func (b *S3) Copy(ctx context.Context, src, dst Location, meta Metadata) (Object
 	if err != nil {
 		return ObjectInfo{}, s3Error("copy", err)
 	}
+	if src.IfMatch != "" && aws.ToString(head.ETag) != src.IfMatch {
+		return ObjectInfo{}, fmt.Errorf("%w: copy source ETag %s is not %s", ErrPreconditionFailed, aws.ToString(head.ETag), src.IfMatch)
+	}
 	out, err := b.client.CopyObject(ctx, &s3.CopyObjectInput{
 		Bucket:            &b.bucket,
 		Key:               &dk,

@@ -306,6 +306,24 @@ func testCopy(t *testing.T, b backend.Backend) {
 
 	_, err = b.Copy(ctx(t), backend.Location{Bucket: bucket, Key: "missing"}, dst, nil)
 	wantErr(t, "Copy of a missing object", err, backend.ErrNotFound)
+
+	// IfMatch copies only the named version of the source, and leaves the
+	// destination alone otherwise.
+	cur := backend.Location{Bucket: bucket, Key: "src/a+b c", IfMatch: sinfo.ETag}
+	if _, err := b.Copy(ctx(t), cur, dst, backend.Metadata{"tresor-envelope": "matched"}); err != nil {
+		t.Fatalf("Copy with the source's ETag: %v", err)
+	}
+	stale := backend.Location{Bucket: bucket, Key: "src/a+b c", IfMatch: `"0123456789abcdef0123456789abcdef"`}
+	_, err = b.Copy(ctx(t), stale, dst, backend.Metadata{"tresor-envelope": "stale"})
+	wantErr(t, "Copy of another version", err, backend.ErrPreconditionFailed)
+	drc, dinfo, err := b.Get(ctx(t), dst.Bucket, dst.Key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drc.Close()
+	if !sameMeta(dinfo.Metadata, backend.Metadata{"tresor-envelope": "matched"}) {
+		t.Fatalf("a refused copy changed the destination: %v", dinfo.Metadata)
+	}
 }
 
 func testInvalidNames(t *testing.T, b backend.Backend) {
