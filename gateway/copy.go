@@ -168,32 +168,46 @@ func (s *Server) uploadPartCopy(ctx context.Context, w http.ResponseWriter, r *h
 	if err != nil {
 		return err
 	}
-	src, _, srcEnv, layout, err := s.source(ctx, r, rq)
-	if err != nil {
-		return err
-	}
-	start, end := int64(0), layout.Size()-1
-	if v := r.Header.Get("X-Amz-Copy-Source-Range"); v != "" {
-		start, end, err = envelope.ParseRange(v, layout.Size())
-		if err != nil {
-			return s3Error("InvalidArgument", "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy")
-		}
-	}
-	size := end - start + 1
-	if size > maxPartSize {
-		return s3Error("EntityTooLarge")
-	}
-	var plain io.Reader = strings.NewReader("")
-	if size > 0 {
-		plan := layout.Plan(start, end)
-		body, _, err := s.backend.Get(ctx, src.bucket, src.key, &backend.Range{Start: plan.CipherStart, End: plan.CipherEnd})
+	var (
+		plain io.Reader = strings.NewReader("")
+		size  int64
+	)
+	for attempt := 1; ; attempt++ {
+		src, info, srcEnv, layout, err := s.source(ctx, r, rq)
 		if err != nil {
 			return err
+		}
+		start, end := int64(0), layout.Size()-1
+		if v := r.Header.Get("X-Amz-Copy-Source-Range"); v != "" {
+			start, end, err = envelope.ParseRange(v, layout.Size())
+			if err != nil {
+				return s3Error("InvalidArgument", "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy")
+			}
+		}
+		if size = end - start + 1; size > maxPartSize {
+			return s3Error("EntityTooLarge")
+		}
+		if size == 0 {
+			break
+		}
+		plan := layout.Plan(start, end)
+		body, got, err := s.backend.Get(ctx, src.bucket, src.key, &backend.Range{Start: plan.CipherStart, End: plan.CipherEnd})
+		if err != nil {
+			return err
+		}
+		if got.ETag != info.ETag {
+			// Overwritten since its envelope was opened: start over.
+			body.Close()
+			if attempt == maxOpenAttempts {
+				return fmt.Errorf("copy source %s/%s: %w", src.bucket, src.key, errOverwritten)
+			}
+			continue
 		}
 		defer body.Close()
 		if plain, err = srcEnv.DecryptReader(body, plan); err != nil {
 			return err
 		}
+		break
 	}
 	part, err := s.backend.UploadPart(ctx, rq.bucket, rq.key, up.BackendUploadID, n,
 		env.EncryptPartReader(n, size, plain), envelope.CiphertextSize(size))
