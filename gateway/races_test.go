@@ -92,7 +92,8 @@ func TestGateway_ReadRacingOverwrite(t *testing.T) {
 	fs, _ := newTestBackend(t, "fs")
 	be := &staleBackend{Backend: fs}
 	g := newTestGatewayWith(t, keystore.OpenTest(t), be, false)
-	c := g.client()
+	// No SDK retries: a request that fails must not pass on its second try.
+	c := g.client(func(o *s3.Options) { o.RetryMaxAttempts = 1 })
 	ctx := context.Background()
 	bucket := "overwrites"
 	mustCreateBucket(t, c, bucket)
