@@ -204,7 +204,7 @@ func (l *RaftLog) Propose(ctx context.Context, cmd Command) (Result, uint64, err
 func (l *RaftLog) Barrier(ctx context.Context, level ReadLevel) error {
 	switch level {
 	case ReadLocal:
-		return l.r.CheckStaleness(l.maxStaleness)
+		return l.checkFresh(ctx)
 	case ReadAfterIndex:
 		return l.r.WaitApplied(ctx, readAfter(ctx))
 	case ReadLinearizable:
@@ -222,6 +222,33 @@ func (l *RaftLog) Barrier(ctx context.Context, level ReadLevel) error {
 		}
 	}
 	return fmt.Errorf("%w: read level %d", ErrInvalid, level)
+}
+
+// staleGrace is how long a local read that finds the node stale waits for
+// the leader before it is refused. A node that was just out of touch for a
+// moment (a paused process, a link that healed) hears from the leader within
+// a heartbeat; waiting that long turns its first requests into answers
+// instead of errors. Nothing stale is ever served: the wait ends in a fresh
+// check.
+const staleGrace = 500 * time.Millisecond
+
+// checkFresh is the ReadLocal barrier: the node leads or heard from the
+// leader within maxStaleness, at once or within staleGrace.
+func (l *RaftLog) checkFresh(ctx context.Context) error {
+	err := l.r.CheckStaleness(l.maxStaleness)
+	if !errors.Is(err, ErrStale) {
+		return err
+	}
+	deadline := time.Now().Add(staleGrace)
+	for time.Now().Before(deadline) {
+		if werr := wait(ctx, 20*time.Millisecond); werr != nil {
+			return err
+		}
+		if err = l.r.CheckStaleness(l.maxStaleness); !errors.Is(err, ErrStale) {
+			return err
+		}
+	}
+	return err
 }
 
 // Close closes the replication node if the log owns it.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -203,4 +204,56 @@ func TestRaftFSM_SplitsLargeBatches(t *testing.T) {
 			t.Fatalf("entry %d: code %d", i, out.Code)
 		}
 	}
+}
+
+// staleReplicator is stale until fresh is set.
+type staleReplicator struct {
+	Replicator
+	fresh atomic.Bool
+}
+
+func (r *staleReplicator) CheckStaleness(time.Duration) error {
+	if r.fresh.Load() {
+		return nil
+	}
+	return ErrStale
+}
+
+// A local read on a node that is stale for a moment (a resumed process)
+// waits up to staleGrace for the leader instead of failing at once; one
+// that stays stale is refused once the grace is over, and never served.
+func TestRaftLog_StaleGrace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		r := &staleReplicator{}
+		l := NewRaftLog(r, time.Second)
+
+		start := time.Now()
+		time.AfterFunc(staleGrace/3, func() { r.fresh.Store(true) })
+		if err := l.Barrier(ctx, ReadLocal); err != nil {
+			t.Fatalf("heard from the leader within the grace: %v", err)
+		}
+		if d := time.Since(start); d < staleGrace/3 || d >= staleGrace {
+			t.Fatalf("served after %v; contact came back after %v", d, staleGrace/3)
+		}
+
+		r.fresh.Store(false)
+		start = time.Now()
+		if err := l.Barrier(ctx, ReadLocal); !errors.Is(err, ErrStale) {
+			t.Fatalf("stale past the grace: %v, want ErrStale", err)
+		}
+		if d := time.Since(start); d < staleGrace {
+			t.Fatalf("refused after %v, before the grace of %v was over", d, staleGrace)
+		}
+
+		cctx, cancel := context.WithCancel(ctx)
+		time.AfterFunc(staleGrace/5, cancel)
+		start = time.Now()
+		if err := l.Barrier(cctx, ReadLocal); !errors.Is(err, ErrStale) {
+			t.Fatalf("canceled while stale: %v, want ErrStale", err)
+		}
+		if d := time.Since(start); d > staleGrace/5+50*time.Millisecond {
+			t.Fatalf("a canceled read waited %v", d)
+		}
+	})
 }
