@@ -6,28 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 )
-
-// clock is a settable proposer clock for tests of expiry and destruction.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 func testConfig(t testing.TB) Config {
 	cfg := DefaultConfig(t.TempDir())
@@ -50,9 +31,9 @@ func openStore(t testing.TB, cfg Config) *Store {
 }
 
 // newStore opens a store with a fake clock.
-func newStore(t testing.TB) (*Store, *clock) {
+func newStore(t testing.TB) (*Store, *TestClock) {
 	t.Helper()
-	c := &clock{t: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)}
+	c := NewTestClock(time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC))
 	cfg := testConfig(t)
 	cfg.Now = c.Now
 	return openStore(t, cfg), c

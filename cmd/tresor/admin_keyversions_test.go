@@ -3,40 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tresor-gw/tresor/gateway/admin"
 	"github.com/tresor-gw/tresor/keystore"
 )
-
-// adminKeyClock is the keystore's proposer clock in TestAdmin_KeyVersions,
-// so that a destruction's grace passes without waiting.
-type adminKeyClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *adminKeyClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *adminKeyClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // TestAdmin_KeyVersions drives a tenant key version through its lifecycle
 // with `tresor admin` (run in-process against a real admin API, so the
@@ -45,18 +23,8 @@ func (c *adminKeyClock) Advance(d time.Duration) {
 // way, the listing, --json and --grace, and the usage errors.
 func TestAdmin_KeyVersions(t *testing.T) {
 	ctx := context.Background()
-	clk := &adminKeyClock{t: time.Now().UTC().Truncate(time.Second)}
-	cfg := keystore.DefaultConfig(t.TempDir())
-	cfg.RootKey = make([]byte, keystore.RootKeySize)
-	rand.Read(cfg.RootKey)
-	cfg.Logger = slog.New(slog.DiscardHandler)
-	cfg.SyncWrites = false
-	cfg.Now = clk.Now
-	store, err := keystore.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	clk := keystore.NewTestClock(time.Now().UTC().Truncate(time.Second))
+	store := keystore.OpenTest(t, func(c *keystore.Config) { c.Now, c.SyncWrites = clk.Now, false })
 	h, err := admin.New(store, admin.Config{})
 	if err != nil {
 		t.Fatal(err)

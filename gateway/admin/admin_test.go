@@ -20,7 +20,7 @@ import (
 // tenants.
 type fixture struct {
 	store    *keystore.Store
-	clock    *testClock
+	clock    *keystore.TestClock
 	srv      *httptest.Server
 	operator *Client
 	audit    *recorder
@@ -56,7 +56,7 @@ func (r *recorder) actions() []string {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	clk := &testClock{t: time.Now().UTC()}
+	clk := keystore.NewTestClock(time.Now().UTC())
 	store := openStore(t, clk.Now)
 	rec := &recorder{}
 	h, err := New(store, Config{Auditor: rec, AuditDir: t.TempDir()})

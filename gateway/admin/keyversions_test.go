@@ -2,14 +2,11 @@ package admin
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,45 +21,14 @@ import (
 	"github.com/tresor-gw/tresor/keystore"
 )
 
-// testClock is the keystore's proposer clock in these tests, so that a
-// destruction's grace period passes without waiting. The admin API's own
+// openStore is keystore.OpenTest with the proposer clock now, so that a
+// destruction's grace period passes without waiting; the admin API's own
 // clock (SigV4, expiries) stays the real one.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// openStore is keystore.OpenTest with the proposer clock now.
 func openStore(t *testing.T, now func() time.Time) *keystore.Store {
-	t.Helper()
-	cfg := keystore.DefaultConfig(t.TempDir())
-	cfg.RootKey = make([]byte, keystore.RootKeySize)
-	rand.Read(cfg.RootKey)
-	cfg.Logger = slog.New(slog.DiscardHandler)
-	cfg.SyncWrites = false // durability buys nothing here
-	cfg.Now = now
-	s, err := keystore.Open(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("close keystore: %v", err)
-		}
+	return keystore.OpenTest(t, func(c *keystore.Config) {
+		c.Now = now
+		c.SyncWrites = false // durability buys nothing here
 	})
-	return s
 }
 
 // prepareKeyVersion rotates tenant's key and brings the version that was

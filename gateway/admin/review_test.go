@@ -19,7 +19,7 @@ import (
 // every record with tenant fields opaque and its own actions opened.
 func TestAuditReview(t *testing.T) {
 	ctx := context.Background()
-	clk := &testClock{t: time.Now().UTC()}
+	clk := keystore.NewTestClock(time.Now().UTC())
 	store := openStore(t, clk.Now)
 	acfg := audit.DefaultConfig(t.TempDir(), "node-1")
 	acfg.Logger = slog.New(slog.DiscardHandler)
