@@ -11,29 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// outHandshakes counts the TLS handshakes a node completed as the dialer.
-func outHandshakes(t *testing.T, reg *prometheus.Registry) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != "tresor_replication_tls_handshakes_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "direction" && l.GetValue() == "out" {
-					sum += m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return sum
-}
-
 // leaderAndFollower starts a leader and a joined (non-voting) follower
 // whose metrics go to the returned registry.
 func leaderAndFollower(t *testing.T, ctx context.Context) (leader, follower *netNode, reg *prometheus.Registry) {
@@ -75,7 +52,7 @@ func TestControl_ForwardsReuseOneConnection(t *testing.T) {
 	defer cancel()
 	leader, follower, reg := leaderAndFollower(t, ctx)
 	const writes = 30
-	before := outHandshakes(t, reg)
+	before := handshakes(t, reg, "direction", "out")
 	var last uint64
 	for i := range writes {
 		idx, err := put(ctx, follower.node, "k", fmt.Sprint("v", i))
@@ -86,7 +63,7 @@ func TestControl_ForwardsReuseOneConnection(t *testing.T) {
 	}
 	// One dial for the first write; a raft election the follower might
 	// start under a slow test run would add one more.
-	if n := outHandshakes(t, reg) - before; n > 2 {
+	if n := handshakes(t, reg, "direction", "out") - before; n > 2 {
 		t.Errorf("%v handshakes for %d forwarded writes, want the connection kept", n, writes)
 	}
 	if err := leader.node.WaitApplied(ctx, last); err != nil {

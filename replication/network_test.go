@@ -167,7 +167,7 @@ func TestNetwork_ClusterLifecycle(t *testing.T) {
 	if kex := n0.KeyExchange(); kex != "X25519MLKEM768" {
 		t.Errorf("key exchange %q, want X25519MLKEM768", kex)
 	}
-	if c := handshakes(t, reg, "X25519MLKEM768"); c < 1 {
+	if c := handshakes(t, reg, "key_exchange", "X25519MLKEM768"); c < 1 {
 		t.Errorf("handshake metric %v", c)
 	}
 
@@ -267,7 +267,9 @@ func TestNetwork_RefusesStrangers(t *testing.T) {
 	})
 }
 
-func handshakes(t *testing.T, reg *prometheus.Registry, kex string) float64 {
+// handshakes sums the TLS handshakes in reg whose label name has value
+// (key_exchange X25519MLKEM768, direction out, ...).
+func handshakes(t *testing.T, reg *prometheus.Registry, name, value string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -280,7 +282,7 @@ func handshakes(t *testing.T, reg *prometheus.Registry, kex string) float64 {
 		}
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "key_exchange" && l.GetValue() == kex {
+				if l.GetName() == name && l.GetValue() == value {
 					sum += m.GetCounter().GetValue()
 				}
 			}

@@ -115,6 +115,23 @@ func clusterStatus(ctx context.Context, bin string, p *clusterProc) (statusAnswe
 	return ans, err
 }
 
+// allReachableVoters is a poll condition: p's view of the cluster shows
+// every node reachable and voting.
+func allReachableVoters(ctx context.Context, bin string, p *clusterProc) func() error {
+	return func() error {
+		a, err := clusterStatus(ctx, bin, p)
+		if err != nil {
+			return err
+		}
+		for _, n := range a.Nodes {
+			if n.Role == "unreachable" || !n.Voter {
+				return fmt.Errorf("node %+v", n)
+			}
+		}
+		return nil
+	}
+}
+
 // poll calls f until it returns nil or the deadline passes.
 func poll(t *testing.T, timeout time.Duration, what string, f func() error) {
 	t.Helper()
@@ -315,18 +332,7 @@ func TestCluster_ThreeZones(t *testing.T) {
 	poll(t, 30*time.Second, "the restarted node serves the write made while it was down", func() error {
 		return hasBucket(ctx, clients[leader], "after-failover")
 	})
-	poll(t, 30*time.Second, "the restarted node is back as a voter", func() error {
-		a, err := clusterStatus(ctx, bin, procs[leader])
-		if err != nil {
-			return err
-		}
-		for _, n := range a.Nodes {
-			if n.Role == "unreachable" || !n.Voter {
-				return fmt.Errorf("node %+v", n)
-			}
-		}
-		return nil
-	})
+	poll(t, 30*time.Second, "the restarted node is back as a voter", allReachableVoters(ctx, bin, procs[leader]))
 
 	// Planned leader change with the root key's token.
 	a, err := clusterStatus(ctx, bin, procs[0])
