@@ -105,6 +105,10 @@ type Log struct {
 	ship      chan SignedCheckpoint // latest checkpoint not yet shipped, 1 slot
 	shipDone  chan struct{}
 	closeOnce sync.Once
+	// shipCtx is every shipment's context; Close cancels it finalShipGrace
+	// after it began.
+	shipCtx     context.Context
+	cancelShips context.CancelFunc
 
 	// failed is set once a write failed: Append then refuses (fail closed).
 	failMu sync.Mutex
@@ -190,6 +194,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		ship: make(chan SignedCheckpoint, 1), shipDone: make(chan struct{}),
 		frontier: st.frontier,
 	}
+	l.shipCtx, l.cancelShips = context.WithCancel(context.Background())
 	if n := len(st.local); n > 0 {
 		l.lastCk = st.local[n-1].Checkpoint
 	}
@@ -576,7 +581,7 @@ func (l *Log) shipper() {
 		if pending == nil || !force && time.Since(last) < l.cfg.ShipInterval {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), l.cfg.ShipTimeout)
+		ctx, cancel := context.WithTimeout(l.shipCtx, l.cfg.ShipTimeout)
 		defer cancel()
 		if err := l.cfg.Checkpoints.PutCheckpoint(ctx, *pending); err != nil {
 			l.logger.Warn("audit: shipping checkpoint failed, will retry", "size", pending.Size, "error", err)
@@ -603,12 +608,22 @@ func (l *Log) shipper() {
 	}
 }
 
-// Close writes what is queued, signs a final checkpoint, ships it and
-// closes the files. Appends after Close return ErrClosed.
+// finalShipGrace bounds how long Close waits for checkpoint shipments: a
+// cluster that lost its quorum cannot take them and the node must still
+// stop. The final checkpoint stays in the local checkpoint file, and the
+// next one shipped, which covers it, goes out after the next start.
+const finalShipGrace = 2 * time.Second
+
+// Close writes what is queued, signs a final checkpoint, ships it (waiting
+// at most finalShipGrace for the store) and closes the files. Appends after
+// Close return ErrClosed.
 func (l *Log) Close() error {
 	l.closeOnce.Do(func() { close(l.stop) })
+	giveUp := time.AfterFunc(finalShipGrace, l.cancelShips)
 	<-l.done
 	<-l.shipDone
+	giveUp.Stop()
+	l.cancelShips()
 	l.writeMu.Lock()
 	defer l.writeMu.Unlock()
 	var errs []error

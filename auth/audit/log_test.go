@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -316,5 +317,53 @@ func TestLog_TenantKeyUnavailable(t *testing.T) {
 	})
 	if n != 1 {
 		t.Fatalf("%d records", n)
+	}
+}
+
+// unreachableCheckpoints is a CheckpointStore of a cluster without quorum:
+// every shipment waits until its context ends.
+type unreachableCheckpoints struct {
+	MemoryCheckpoints
+	canceled atomic.Int32
+}
+
+func (u *unreachableCheckpoints) PutCheckpoint(ctx context.Context, _ SignedCheckpoint) error {
+	<-ctx.Done()
+	if errors.Is(ctx.Err(), context.Canceled) {
+		u.canceled.Add(1)
+	}
+	return ctx.Err()
+}
+
+// Close gives up shipping to a store that cannot take the checkpoint
+// (finalShipGrace), however long ShipTimeout is, and keeps the records.
+func TestLog_CloseDoesNotWaitForAnUnreachableStore(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	store := &unreachableCheckpoints{}
+	cfg := testConfig(dir, 2, nil, store, nil)
+	cfg.ShipTimeout = time.Hour
+	l := openLog(t, cfg)
+	for i := range 5 {
+		if err := l.Append(context.Background(), record(i, t0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute): // finalShipGrace is 2 s: this is a hang
+		t.Fatal("Close still waits for a store that cannot answer")
+	}
+	if store.canceled.Load() == 0 {
+		t.Fatal("no shipment was given up")
+	}
+	var n int
+	if err := Entries(context.Background(), dir, func(Entry, error) error { n++; return nil }); err != nil || n != 5 {
+		t.Fatalf("%d records after Close (%v), want 5", n, err)
 	}
 }
