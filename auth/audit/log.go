@@ -610,8 +610,8 @@ func (l *Log) shipper() {
 
 // finalShipGrace bounds how long Close waits for checkpoint shipments: a
 // cluster that lost its quorum cannot take them and the node must still
-// stop. The final checkpoint stays in the local checkpoint file, and the
-// next one shipped, which covers it, goes out after the next start.
+// stop. The final checkpoint stays in the local checkpoint file, and Open
+// ships it after the next start.
 const finalShipGrace = 2 * time.Second
 
 // Close writes what is queued, signs a final checkpoint, ships it (waiting
