@@ -129,18 +129,76 @@ func hclogFor(l *slog.Logger, id string) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{
 		Name:   "raft",
 		Level:  hclog.Warn,
-		Output: slogWriter{l.With("component", "raft", "node", id)},
+		Output: newSlogWriter(l.With("component", "raft", "node", id), time.Now),
 	})
 }
 
-type slogWriter struct{ l *slog.Logger }
+// slogWriter turns raft's hclog lines into slog records. raft repeats
+// itself while a peer is down (a failed heartbeat or append every few
+// hundred milliseconds, for as long as the peer stays away: a sealed or
+// stopped node): a line seen within repeatWindow is counted instead of
+// logged, and the count goes with the next one logged.
+type slogWriter struct {
+	l   *slog.Logger
+	now func() time.Time
 
-func (w slogWriter) Write(p []byte) (int, error) {
+	mu   sync.Mutex
+	seen map[string]*repeat
+}
+
+type repeat struct {
+	last       time.Time // last logged
+	suppressed int
+}
+
+// repeatWindow is how long a repeated raft line stays quiet.
+const repeatWindow = 30 * time.Second
+
+// maxRepeatKeys bounds the lines remembered; past it the oldest go.
+const maxRepeatKeys = 256
+
+func newSlogWriter(l *slog.Logger, now func() time.Time) *slogWriter {
+	return &slogWriter{l: l, now: now, seen: map[string]*repeat{}}
+}
+
+func (w *slogWriter) Write(p []byte) (int, error) {
 	line := strings.TrimSpace(string(p))
-	if strings.Contains(line, "[ERROR]") {
-		w.l.Error(line)
+	level := slog.LevelWarn
+	// hclog writes "<time> [LEVEL] raft: message"; slog has its own time
+	// and level.
+	if i := strings.Index(line, " [ERROR] "); i >= 0 {
+		level, line = slog.LevelError, strings.TrimSpace(line[i+len(" [ERROR] "):])
+	} else if i := strings.Index(line, " [WARN] "); i >= 0 {
+		line = strings.TrimSpace(line[i+len(" [WARN] "):])
+	}
+	now := w.now()
+	w.mu.Lock()
+	r := w.seen[line]
+	if r != nil && now.Sub(r.last) < repeatWindow {
+		r.suppressed++
+		w.mu.Unlock()
+		return len(p), nil
+	}
+	suppressed := 0
+	if r != nil {
+		suppressed = r.suppressed
+	}
+	if len(w.seen) >= maxRepeatKeys {
+		for k, v := range w.seen {
+			if now.Sub(v.last) >= repeatWindow {
+				delete(w.seen, k)
+			}
+		}
+		if len(w.seen) >= maxRepeatKeys {
+			clear(w.seen)
+		}
+	}
+	w.seen[line] = &repeat{last: now}
+	w.mu.Unlock()
+	if suppressed > 0 {
+		w.l.Log(context.Background(), level, line, "repeated", suppressed)
 	} else {
-		w.l.Warn(line)
+		w.l.Log(context.Background(), level, line)
 	}
 	return len(p), nil
 }
