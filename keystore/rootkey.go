@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/tresor-gw/tresor/internal/atomicfile"
 )
 
 // RootKeySize is the root key's length: 256 bits, raw bytes in the file.
@@ -76,9 +78,9 @@ func LoadRootKey(path string, create bool) ([]byte, error) {
 	return key, nil
 }
 
-// createRootKey writes a fresh random root key to path atomically: a
-// temporary file is written, synced and renamed, and the directory synced,
-// so a crash never leaves a short key behind that would later be refused.
+// createRootKey writes a fresh random root key to path atomically
+// (atomicfile.Create), so a crash never leaves a short key behind that
+// would later be refused.
 func createRootKey(path string) error {
 	key := make([]byte, RootKeySize)
 	if _, err := rand.Read(key); err != nil {
@@ -88,34 +90,10 @@ func createRootKey(path string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("%w: %w", ErrRootKey, err)
 	}
-	tmp, err := os.CreateTemp(dir, ".root.key-*")
-	if err != nil {
+	// Created, never replaced: of two concurrent creators the second
+	// fails with ErrExist and reads the first one's key.
+	if err := atomicfile.Create(path, key, 0o600); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("%w: %w", ErrRootKey, err)
-	}
-	defer os.Remove(tmp.Name()) // no-op once renamed
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("%w: %w", ErrRootKey, err)
-	}
-	if _, err := tmp.Write(key); err != nil {
-		tmp.Close()
-		return fmt.Errorf("%w: %w", ErrRootKey, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("%w: %w", ErrRootKey, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("%w: %w", ErrRootKey, err)
-	}
-	// Link rather than rename so that a concurrent creator never has its
-	// key replaced: the second one fails with ErrExist and reads the first.
-	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("%w: %w", ErrRootKey, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

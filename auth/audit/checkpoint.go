@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/cloudflare/circl/sign/mldsa/mldsa65"
+
+	"github.com/tresor-gw/tresor/internal/atomicfile"
 )
 
 // Checkpoint is a signed tree head: the log's size and Merkle root at a
@@ -230,7 +232,7 @@ func loadOrCreateSigner(path, nodeID string) (*Signer, error) {
 		}
 		out := append([]byte(signingKeyMagic), buf[:]...)
 		out = append(out, nodeID...)
-		if err := writeFileAtomic(path, out, 0o600); err != nil {
+		if err := atomicfile.WriteFile(path, out, 0o600); err != nil {
 			return nil, err
 		}
 		b = out

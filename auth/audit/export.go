@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/tresor-gw/tresor/internal/atomicfile"
 )
 
 // Export copies the log in dir to the directory out (created; it must not
@@ -35,7 +37,7 @@ func Export(ctx context.Context, dir, out string, replicated []SignedCheckpoint)
 		if err != nil {
 			return err
 		}
-		if err := writeFileAtomic(filepath.Join(out, name), b, 0o644); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(out, name), b, 0o644); err != nil {
 			return err
 		}
 	}
@@ -63,7 +65,7 @@ func Export(ctx context.Context, dir, out string, replicated []SignedCheckpoint)
 			return err
 		}
 	}
-	return syncDir(out)
+	return atomicfile.SyncDir(out)
 }
 
 // copyWholeFrames copies a segment up to the end of its last whole frame

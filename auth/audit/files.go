@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/tresor-gw/tresor/internal/atomicfile"
 )
 
 // File names inside a log directory (FORMAT.md).
@@ -246,7 +248,7 @@ func WriteCheckpoints(path string, cps []SignedCheckpoint) error {
 		}
 		b = appendFrame(b, m)
 	}
-	return writeFileAtomic(path, b, 0o644)
+	return atomicfile.WriteFile(path, b, 0o644)
 }
 
 // ReadCheckpoints reads a file written by WriteCheckpoints.
@@ -255,45 +257,4 @@ func ReadCheckpoints(path string) ([]SignedCheckpoint, error) {
 		return nil, err
 	}
 	return readCheckpointFile(path)
-}
-
-// writeFileAtomic writes b to path through a synced temporary file and a
-// rename, then syncs the directory, so path holds either the old or the
-// new content after a crash.
-func writeFileAtomic(path string, b []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

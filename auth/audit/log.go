@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/tresor-gw/tresor/internal/atomicfile"
 )
 
 // Config configures a Log.
@@ -162,7 +164,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(filepath.Join(cfg.Dir, pubKeysFile), pub, 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(cfg.Dir, pubKeysFile), pub, 0o644); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
 	sysKey := cfg.SystemKey
@@ -262,7 +264,7 @@ func loadOrCreateKey(path string) ([]byte, error) {
 		if _, err := rand.Read(b); err != nil {
 			return nil, err
 		}
-		return b, writeFileAtomic(path, b, 0o600)
+		return b, atomicfile.WriteFile(path, b, 0o600)
 	}
 	if err != nil {
 		return nil, err
@@ -507,7 +509,7 @@ func (l *Log) roll(t time.Time) error {
 	if _, err := os.Stat(path); err == nil {
 		return fmt.Errorf("%w: segment %s exists", ErrCorrupt, filepath.Base(path))
 	}
-	if err := writeFileAtomic(path, segmentHeader(first), 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, segmentHeader(first), 0o600); err != nil {
 		return err
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)

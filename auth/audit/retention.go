@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/tresor-gw/tresor/internal/atomicfile"
 )
 
 // Prune removes the records older than before, whole segments at a time
@@ -84,7 +86,7 @@ func (l *Log) Prune(ctx context.Context, before time.Time) (uint64, error) {
 	}
 	removed := next.Size - base.Size
 	if next.Size > base.Size {
-		if err := writeFileAtomic(filepath.Join(dir, baseFile), marshalBase(next), 0o644); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, baseFile), marshalBase(next), 0o644); err != nil {
 			return 0, l.fail(err)
 		}
 		if err := l.rewriteCheckpoints(next.Size); err != nil {
@@ -96,7 +98,7 @@ func (l *Log) Prune(ctx context.Context, before time.Time) (uint64, error) {
 			return removed, err
 		}
 	}
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return removed, err
 	}
 	// The replicated store forgets checkpoints taken before the cut; it

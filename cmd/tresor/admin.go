@@ -24,6 +24,7 @@ import (
 	"github.com/tresor-gw/tresor/auth"
 	"github.com/tresor-gw/tresor/auth/audit"
 	"github.com/tresor-gw/tresor/gateway/admin"
+	"github.com/tresor-gw/tresor/internal/atomicfile"
 	"github.com/tresor-gw/tresor/keystore"
 )
 
@@ -736,7 +737,7 @@ func bootstrapOperator(ctx context.Context, store *keystore.Store, dataDir strin
 	}
 	content := fmt.Sprintf("# tresor: access key of operator %q (admin API only; no S3 access)\n[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n",
 		creds.UserName, creds.AccessKeyID, creds.SecretAccessKey)
-	if err := writeFileAtomic(filepath.Join(dataDir, operatorFile), []byte(content), 0o600); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dataDir, operatorFile), []byte(content), 0o600); err != nil {
 		return fmt.Errorf("write operator credentials: %w", err)
 	}
 	return nil

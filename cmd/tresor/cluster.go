@@ -64,6 +64,7 @@ import (
 	"time"
 
 	"github.com/tresor-gw/tresor/auth"
+	"github.com/tresor-gw/tresor/internal/atomicfile"
 	"github.com/tresor-gw/tresor/keystore"
 	"github.com/tresor-gw/tresor/replication"
 )
@@ -392,7 +393,7 @@ func (c *clusterNode) createCA() error {
 		name string
 		data []byte
 	}{{caKeyFile, caKey}, {caCertFile, ca.CertPEM()}, {nodeKeyFile, nodeKey}, {nodeCertFile, creds.CertPEM()}} {
-		if err := writeFileAtomic(filepath.Join(c.dir, f.name), f.data, 0o600); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(c.dir, f.name), f.data, 0o600); err != nil {
 			return fmt.Errorf("cluster: write %s: %w", f.name, err)
 		}
 	}
@@ -454,7 +455,7 @@ func (c *clusterNode) writeNodeFile() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(c.dir, nodeFileName), append(b, '\n'), 0o600)
+	return atomicfile.WriteFile(filepath.Join(c.dir, nodeFileName), append(b, '\n'), 0o600)
 }
 
 // start brings the Raft node into the cluster once the keystore is open:

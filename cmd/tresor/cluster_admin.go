@@ -36,6 +36,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tresor-gw/tresor/gateway/admin"
+	"github.com/tresor-gw/tresor/internal/atomicfile"
 	"github.com/tresor-gw/tresor/replication"
 )
 
@@ -212,7 +213,7 @@ const adminAddrFile = "admin.addr"
 
 // writeAdminAddr records the admin listener's dialable address.
 func writeAdminAddr(dataDir string, addr net.Addr) error {
-	return writeFileAtomic(filepath.Join(dataDir, adminAddrFile), []byte(reachableAddr(addr.String())+"\n"), 0o600)
+	return atomicfile.WriteFile(filepath.Join(dataDir, adminAddrFile), []byte(reachableAddr(addr.String())+"\n"), 0o600)
 }
 
 // readAdminAddr returns the address writeAdminAddr recorded.

@@ -42,6 +42,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/tresor-gw/tresor/internal/atomicfile"
 )
 
 // labelKeySeal is the HKDF label of the key that seals the cluster's private
@@ -149,7 +151,7 @@ func (c *clusterNode) readKeyFile(name string) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := writeFileAtomic(path, sealed, 0o600); err != nil {
+		if err := atomicfile.WriteFile(path, sealed, 0o600); err != nil {
 			return nil, fmt.Errorf("cluster: seal %s: %w", path, err)
 		}
 		c.log.Info("sealed a private key file written in clear by an earlier version; copies made before (backups) still hold it in clear",

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tresor-gw/tresor/internal/atomicfile"
 	"github.com/tresor-gw/tresor/keystore"
 	"github.com/tresor-gw/tresor/replication"
 )
@@ -61,7 +62,7 @@ func writeSealed(t *testing.T, c *clusterNode, name string, keyPEM []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := writeFileAtomic(filepath.Join(c.dir, name), sealed, 0o600); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(c.dir, name), sealed, 0o600); err != nil {
 		t.Fatal(err)
 	}
 }

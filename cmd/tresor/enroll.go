@@ -64,6 +64,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/tresor-gw/tresor/internal/atomicfile"
 	"github.com/tresor-gw/tresor/replication"
 )
 
@@ -323,7 +324,7 @@ func (c *clusterNode) enroll(ctx context.Context) error {
 		name string
 		data []byte
 	}{{caKeyFile, caKey}, {caCertFile, resp.CACert}, {nodeKeyFile, keyPEM}, {nodeCertFile, resp.NodeCert}} {
-		if err := writeFileAtomic(filepath.Join(c.dir, f.name), f.data, 0o600); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(c.dir, f.name), f.data, 0o600); err != nil {
 			return fmt.Errorf("cluster: write %s: %w", f.name, err)
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tresor-gw/tresor/internal/atomicfile"
 	"github.com/tresor-gw/tresor/keystore"
 )
 
@@ -116,7 +117,7 @@ func runOperatorInit(args []string, stdout, stderr io.Writer) error {
 	}
 	// The custody record last: a data dir with it and missing shares would
 	// start sealed for ever.
-	if err := writeFileAtomic(filepath.Join(*dataDir, keystore.CustodyFileName), rec, 0o600); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(*dataDir, keystore.CustodyFileName), rec, 0o600); err != nil {
 		return fmt.Errorf("operator init: %w", err)
 	}
 	if *outDir != "" {

@@ -22,6 +22,7 @@ import (
 	"github.com/tresor-gw/tresor/auth"
 	"github.com/tresor-gw/tresor/gateway"
 	"github.com/tresor-gw/tresor/gateway/backend"
+	"github.com/tresor-gw/tresor/internal/atomicfile"
 	"github.com/tresor-gw/tresor/keystore"
 )
 
@@ -245,7 +246,7 @@ func bootstrap(ctx context.Context, store *keystore.Store, cfg Config, stdout io
 	}
 	content := fmt.Sprintf("# tresor: access key of user %q of tenant %q\n[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n",
 		creds.UserName, creds.TenantName, creds.AccessKeyID, creds.SecretAccessKey)
-	if err := writeFileAtomic(path, []byte(content), 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, []byte(content), 0o600); err != nil {
 		return fmt.Errorf("write credentials: %w", err)
 	}
 	endpoint := "http://" + reachableAddr(cfg.Listen)
@@ -272,32 +273,6 @@ func reachableAddr(listen string) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
-}
-
-// writeFileAtomic writes data to a temporary file beside path and renames
-// it into place, so a crash never leaves a half-written file.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 func shellQuote(s string) string {
