@@ -199,22 +199,31 @@ func (s *Store) DeleteAccessKey(ctx context.Context, id string) error {
 	return s.propose(ctx, OpDeleteAccessKey, deleteAccessKeyPayload{ID: id}, nil)
 }
 
+// validNew checks what a new access key record, a tenant user's or an
+// operator's, must be.
+func (r accessKeyRecord) validNew() error {
+	if !validAccessKeyID(r.ID) {
+		return reject(CodeInvalid, "access key id %q: want %s and %d base32 characters", r.ID, AccessKeyPrefix, AccessKeyIDLength-len(AccessKeyPrefix))
+	}
+	if r.State != AccessKeyActive {
+		return reject(CodeInvalid, "a new access key must be active")
+	}
+	if len(r.Sealed) != SecretKeyLength+sealOverhead {
+		return reject(CodeInvalid, "sealed secret of %d bytes, want %d", len(r.Sealed), SecretKeyLength+sealOverhead)
+	}
+	if !r.Expires.IsZero() && !r.Expires.After(r.Created) {
+		return reject(CodeInvalid, "access key would expire before it is created")
+	}
+	return nil
+}
+
 func applyCreateAccessKey(a *applyCtx, p createAccessKeyPayload) (any, error) {
 	return createAccessKey(a, p.Key)
 }
 
 func createAccessKey(a *applyCtx, r accessKeyRecord) (AccessKey, error) {
-	if !validAccessKeyID(r.ID) {
-		return AccessKey{}, reject(CodeInvalid, "access key id %q: want %s and %d base32 characters", r.ID, AccessKeyPrefix, AccessKeyIDLength-len(AccessKeyPrefix))
-	}
-	if r.State != AccessKeyActive {
-		return AccessKey{}, reject(CodeInvalid, "a new access key must be active")
-	}
-	if len(r.Sealed) != SecretKeyLength+sealOverhead {
-		return AccessKey{}, reject(CodeInvalid, "sealed secret of %d bytes, want %d", len(r.Sealed), SecretKeyLength+sealOverhead)
-	}
-	if !r.Expires.IsZero() && !r.Expires.After(r.Created) {
-		return AccessKey{}, reject(CodeInvalid, "access key would expire before it is created")
+	if err := r.validNew(); err != nil {
+		return AccessKey{}, err
 	}
 	var u User
 	if !a.get(userKey(r.User), &u) || u.Tenant != r.Tenant {

@@ -187,17 +187,8 @@ func applyCreateOperatorKey(a *applyCtx, p createOperatorKeyPayload) (any, error
 // createOperatorKey is createAccessKey for the operator scope, which has
 // no tenant record.
 func createOperatorKey(a *applyCtx, r accessKeyRecord) (AccessKey, error) {
-	if !validAccessKeyID(r.ID) {
-		return AccessKey{}, reject(CodeInvalid, "access key id %q: want %s and %d base32 characters", r.ID, AccessKeyPrefix, AccessKeyIDLength-len(AccessKeyPrefix))
-	}
-	if r.State != AccessKeyActive {
-		return AccessKey{}, reject(CodeInvalid, "a new access key must be active")
-	}
-	if len(r.Sealed) != SecretKeyLength+sealOverhead {
-		return AccessKey{}, reject(CodeInvalid, "sealed secret of %d bytes, want %d", len(r.Sealed), SecretKeyLength+sealOverhead)
-	}
-	if !r.Expires.IsZero() && !r.Expires.After(r.Created) {
-		return AccessKey{}, reject(CodeInvalid, "access key would expire before it is created")
+	if err := r.validNew(); err != nil {
+		return AccessKey{}, err
 	}
 	var u User
 	if r.Tenant != OperatorScope || !a.get(userKey(r.User), &u) || u.Tenant != OperatorScope || u.Role != RoleOperator {
