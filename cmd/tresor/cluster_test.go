@@ -115,6 +115,30 @@ func clusterStatus(ctx context.Context, bin string, p *clusterProc) (statusAnswe
 	return ans, err
 }
 
+// transferLeader runs `tresor cluster transfer-leader` against p with the
+// given authentication flags and waits until another node leads.
+func transferLeader(ctx context.Context, t *testing.T, bin string, p *clusterProc, auth ...string) {
+	t.Helper()
+	before, err := clusterStatus(ctx, bin, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"cluster", "transfer-leader", "--admin", p.admin}, auth...)
+	if out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput(); err != nil {
+		t.Fatalf("tresor %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	poll(t, 30*time.Second, "a new leader after the transfer", func() error {
+		a, err := clusterStatus(ctx, bin, p)
+		if err != nil {
+			return err
+		}
+		if a.Leader == "" || a.Leader == before.Leader {
+			return fmt.Errorf("leader %q, was %q", a.Leader, before.Leader)
+		}
+		return nil
+	})
+}
+
 // allReachableVoters is a poll condition: p's view of the cluster shows
 // every node reachable and voting.
 func allReachableVoters(ctx context.Context, bin string, p *clusterProc) func() error {
@@ -335,24 +359,7 @@ func TestCluster_ThreeZones(t *testing.T) {
 	poll(t, 30*time.Second, "the restarted node is back as a voter", allReachableVoters(ctx, bin, procs[leader]))
 
 	// Planned leader change with the root key's token.
-	a, err := clusterStatus(ctx, bin, procs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err = exec.CommandContext(ctx, bin, "cluster", "transfer-leader", "--admin", procs[0].admin, "--root-key", rootKey).CombinedOutput()
-	if err != nil {
-		t.Fatalf("transfer-leader: %v: %s", err, out)
-	}
-	poll(t, 15*time.Second, "leadership moves", func() error {
-		b, err := clusterStatus(ctx, bin, procs[0])
-		if err != nil {
-			return err
-		}
-		if b.Leader == "" || b.Leader == a.Leader {
-			return fmt.Errorf("leader %q, was %q", b.Leader, a.Leader)
-		}
-		return nil
-	})
+	transferLeader(ctx, t, bin, procs[0], "--root-key", rootKey)
 
 	// A node without the cluster's root key is refused at enrollment.
 	otherKey := filepath.Join(tmp, "other.key")

@@ -262,25 +262,7 @@ func TestCustodyCluster_ThreeNodesOneSplit(t *testing.T) {
 	// No root key file under custody: planned changes are signed with the
 	// operator's access key through the admin API instead, here through
 	// another node than the one whose data dir holds the key.
-	before, err := clusterStatus(ctx, bin, procs[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err = exec.CommandContext(ctx, bin, "cluster", "transfer-leader", "--admin", procs[1].admin,
-		"--credentials", filepath.Join(procs[0].dataDir, operatorFile)).CombinedOutput()
-	if err != nil {
-		t.Fatalf("cluster transfer-leader with operator credentials: %v\n%s", err, out)
-	}
-	poll(t, 30*time.Second, "a new leader after the transfer", func() error {
-		a, err := clusterStatus(ctx, bin, procs[1])
-		if err != nil {
-			return err
-		}
-		if a.Leader == "" || a.Leader == before.Leader {
-			return fmt.Errorf("leader %q, was %q", a.Leader, before.Leader)
-		}
-		return nil
-	})
+	transferLeader(ctx, t, bin, procs[1], "--credentials", filepath.Join(procs[0].dataDir, operatorFile))
 	out, err = exec.CommandContext(ctx, bin, "cluster", "remove", "n9", "--data-dir", procs[0].dataDir).CombinedOutput()
 	if err == nil || !bytes.Contains(out, []byte("n9")) {
 		t.Fatalf("removing an unknown node with --data-dir's operator key: %v\n%s", err, out)
