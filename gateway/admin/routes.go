@@ -302,13 +302,8 @@ func createKey(c *call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	var req CreateKeyRequest
-	if len(c.body) > 0 {
-		if err := c.decode(&req); err != nil {
-			return 0, nil, err
-		}
-	}
-	if err := c.checkExpiry(req.Expires); err != nil {
+	req, err := c.createKeyRequest()
+	if err != nil {
 		return 0, nil, err
 	}
 	ak, err := c.h.store.CreateAccessKey(c.ctx, u.ID, req.Expires)
@@ -316,6 +311,18 @@ func createKey(c *call) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusCreated, newAccessKey(u, ak), nil
+}
+
+// createKeyRequest reads a key creation's optional body and checks its
+// expiry.
+func (c *call) createKeyRequest() (CreateKeyRequest, error) {
+	var req CreateKeyRequest
+	if len(c.body) > 0 {
+		if err := c.decode(&req); err != nil {
+			return req, err
+		}
+	}
+	return req, c.checkExpiry(req.Expires)
 }
 
 func setKeyState(state keystore.AccessKeyState) func(*call) (int, any, error) {
@@ -719,13 +726,8 @@ func createOperatorKey(c *call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	var req CreateKeyRequest
-	if len(c.body) > 0 {
-		if err := c.decode(&req); err != nil {
-			return 0, nil, err
-		}
-	}
-	if err := c.checkExpiry(req.Expires); err != nil {
+	req, err := c.createKeyRequest()
+	if err != nil {
 		return 0, nil, err
 	}
 	ak, err := c.h.store.CreateOperatorKey(c.ctx, u.ID, req.Expires)
