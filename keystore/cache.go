@@ -8,26 +8,21 @@ import (
 // keyCache keeps unsealed tenant key versions for a short TTL so the hot
 // path (every object read and write asks for a key) rarely touches Badger
 // or AES-GCM. Its TTL is part of the crypto-shredding bound.
+//
+// Every secret the cache lets go of (expired, evicted, invalidated,
+// replaced) is zeroed: one secretMap type does all the dropping, so no path
+// can forget to.
 type keyCache struct {
 	ttl time.Duration
 	mu  sync.Mutex
 	// gen counts invalidations. A reader takes it before reading the store
 	// and its put is dropped if an invalidation happened meanwhile, so a
 	// read racing a rotation cannot cache the old key for a whole TTL.
-	gen     uint64
-	active  map[ID]activeEntry
-	secrets map[[32]byte]secretEntry
-}
-
-type activeEntry struct {
-	id      ID
-	secret  []byte
-	expires time.Time
-}
-
-type secretEntry struct {
-	secret  []byte
-	expires time.Time
+	gen uint64
+	// active maps a tenant to its active key version; secrets maps
+	// (tenant, version) to the version's secret.
+	active  secretMap[ID]
+	secrets secretMap[[32]byte]
 }
 
 // maxCacheEntries bounds each map; past it expired entries are swept and,
@@ -35,7 +30,7 @@ type secretEntry struct {
 const maxCacheEntries = 4096
 
 func newKeyCache(ttl time.Duration) *keyCache {
-	return &keyCache{ttl: ttl, active: map[ID]activeEntry{}, secrets: map[[32]byte]secretEntry{}}
+	return &keyCache{ttl: ttl, active: secretMap[ID]{}, secrets: secretMap[[32]byte]{}}
 }
 
 func secretKey(tenant, id ID) (k [32]byte) {
@@ -47,11 +42,8 @@ func secretKey(tenant, id ID) (k [32]byte) {
 func (c *keyCache) getActive(tenant ID, now time.Time) (ID, []byte, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.active[tenant]
-	if !ok || !now.Before(e.expires) {
-		return ID{}, nil, false
-	}
-	return e.id, clone(e.secret), true
+	e, ok := c.active.get(tenant, now)
+	return e.id, e.secret, ok
 }
 
 func (c *keyCache) generation() uint64 {
@@ -61,58 +53,31 @@ func (c *keyCache) generation() uint64 {
 }
 
 func (c *keyCache) putActive(gen uint64, tenant, id ID, secret []byte, now time.Time) {
-	if c.ttl <= 0 {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if gen != c.gen {
-		return
-	}
-	if len(c.active) >= maxCacheEntries {
-		for k, e := range c.active {
-			if !now.Before(e.expires) {
-				delete(c.active, k)
-			}
-		}
-		if len(c.active) >= maxCacheEntries {
-			clear(c.active)
-		}
-	}
-	c.active[tenant] = activeEntry{id: id, secret: clone(secret), expires: now.Add(c.ttl)}
+	c.put(gen, func() { c.active.put(tenant, id, secret, now.Add(c.ttl), now) })
 }
 
 func (c *keyCache) getSecret(tenant, id ID, now time.Time) ([]byte, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.secrets[secretKey(tenant, id)]
-	if !ok || !now.Before(e.expires) {
-		return nil, false
-	}
-	return clone(e.secret), true
+	e, ok := c.secrets.get(secretKey(tenant, id), now)
+	return e.secret, ok
 }
 
 func (c *keyCache) putSecret(gen uint64, tenant, id ID, secret []byte, now time.Time) {
+	c.put(gen, func() { c.secrets.put(secretKey(tenant, id), id, secret, now.Add(c.ttl), now) })
+}
+
+// put runs store under the lock unless caching is off or an invalidation
+// happened since the caller took gen.
+func (c *keyCache) put(gen uint64, store func()) {
 	if c.ttl <= 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if gen != c.gen {
-		return
+	if gen == c.gen {
+		store()
 	}
-	if len(c.secrets) >= maxCacheEntries {
-		for k, e := range c.secrets {
-			if !now.Before(e.expires) {
-				clear(e.secret)
-				delete(c.secrets, k)
-			}
-		}
-		if len(c.secrets) >= maxCacheEntries {
-			clear(c.secrets)
-		}
-	}
-	c.secrets[secretKey(tenant, id)] = secretEntry{secret: clone(secret), expires: now.Add(c.ttl)}
 }
 
 // forgetTenants drops every cached key of the given tenants; apply calls it
@@ -122,16 +87,8 @@ func (c *keyCache) forgetTenants(tenants []ID) {
 	defer c.mu.Unlock()
 	c.gen++
 	for _, t := range tenants {
-		if e, ok := c.active[t]; ok {
-			clear(e.secret)
-			delete(c.active, t)
-		}
-		for k, e := range c.secrets {
-			if ID(k[:16]) == t {
-				clear(e.secret)
-				delete(c.secrets, k)
-			}
-		}
+		c.active.drop(func(k ID) bool { return k == t })
+		c.secrets.drop(func(k [32]byte) bool { return ID(k[:16]) == t })
 	}
 }
 
@@ -139,14 +96,56 @@ func (c *keyCache) forgetAll() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
-	for _, e := range c.active {
-		clear(e.secret)
+	c.active.drop(func(ID) bool { return true })
+	c.secrets.drop(func([32]byte) bool { return true })
+}
+
+// cached is one secret with the key version it belongs to.
+type cached struct {
+	id      ID
+	secret  []byte
+	expires time.Time
+}
+
+// secretMap is a bounded map of secrets with expiry times. It owns its
+// copies of the secrets and zeroes each one it removes; callers get clones.
+// It is not safe for concurrent use (keyCache's mutex guards it).
+type secretMap[K comparable] map[K]cached
+
+// get returns a clone of k's entry while it has not expired.
+func (m secretMap[K]) get(k K, now time.Time) (cached, bool) {
+	e, ok := m[k]
+	if !ok || !now.Before(e.expires) {
+		return cached{}, false
 	}
-	for _, e := range c.secrets {
-		clear(e.secret)
+	e.secret = clone(e.secret)
+	return e, true
+}
+
+// put stores a copy of secret under k until expires, zeroing the entry it
+// replaces. At maxCacheEntries it first sweeps expired entries and, if
+// that frees nothing, empties the map.
+func (m secretMap[K]) put(k K, id ID, secret []byte, expires, now time.Time) {
+	if _, ok := m[k]; !ok && len(m) >= maxCacheEntries {
+		m.drop(func(k K) bool { return !now.Before(m[k].expires) })
+		if len(m) >= maxCacheEntries {
+			m.drop(func(K) bool { return true })
+		}
 	}
-	clear(c.active)
-	clear(c.secrets)
+	if old, ok := m[k]; ok {
+		clear(old.secret)
+	}
+	m[k] = cached{id: id, secret: clone(secret), expires: expires}
+}
+
+// drop zeroes and removes every entry whose key matches.
+func (m secretMap[K]) drop(match func(K) bool) {
+	for k, e := range m {
+		if match(k) {
+			clear(e.secret)
+			delete(m, k)
+		}
+	}
 }
 
 func clone(b []byte) []byte { return append([]byte(nil), b...) }
