@@ -13,7 +13,7 @@ import (
 
 // TestRaftNetwork_KeystoreOverTLS runs three Stores on real replication
 // nodes: raft-boltdb on disk, mutual TLS on 127.0.0.1, join as non-voters
-// with the join key derived from the root key, promotion, writes through a
+// with the trust key derived from the root key, promotion, writes through a
 // follower, a node restarted from disk, and a snapshot installed.
 func TestRaftNetwork_KeystoreOverTLS(t *testing.T) {
 	if testing.Short() {
@@ -27,7 +27,7 @@ func TestRaftNetwork_KeystoreOverTLS(t *testing.T) {
 	}
 	root := make([]byte, RootKeySize)
 	rand.Read(root)
-	joinKey, err := DeriveJoinKey(root)
+	trustKey, err := DeriveTrustKey(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestRaftNetwork_KeystoreOverTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 		rcfg := replication.DefaultConfig(id, zones[i], t.TempDir(), "127.0.0.1:0")
-		rcfg.TLS, rcfg.TrustKey = creds, joinKey
+		rcfg.TLS, rcfg.TrustKey = creds, trustKey
 		rcfg.HeartbeatTimeout, rcfg.ElectionTimeout, rcfg.LeaderLeaseTimeout = 300*time.Millisecond, 300*time.Millisecond, 150*time.Millisecond
 		rcfg.SnapshotThreshold, rcfg.TrailingLogs = 16, 8
 		ms[i] = &member{dir: t.TempDir(), rcfg: rcfg}

@@ -270,15 +270,17 @@ func wait(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// labelJoinKey derives the key a node proves the cluster's root of trust
+// labelTrustKey derives the key a node proves the cluster's root of trust
 // with when it joins (replication.Config.TrustKey). Only holders of the
-// root key (or of enough shares to rebuild it) can compute it.
-const labelJoinKey = "tresor/replication/join-key/1"
+// root key (or of enough shares to rebuild it) can compute it. The label
+// keeps its first name ("join-key"): it is a derivation constant, and
+// changing it would change every cluster's key.
+const labelTrustKey = "tresor/replication/join-key/1"
 
-// DeriveJoinKey derives replication.Config.TrustKey from the root key.
-func DeriveJoinKey(rootKey []byte) ([]byte, error) {
+// DeriveTrustKey derives replication.Config.TrustKey from the root key.
+func DeriveTrustKey(rootKey []byte) ([]byte, error) {
 	if len(rootKey) != RootKeySize {
 		return nil, fmt.Errorf("%w: root key has %d bytes, want %d", ErrRootKey, len(rootKey), RootKeySize)
 	}
-	return hkdf.Key(sha256.New, rootKey, nil, labelJoinKey, 32)
+	return hkdf.Key(sha256.New, rootKey, nil, labelTrustKey, 32)
 }

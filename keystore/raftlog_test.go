@@ -153,19 +153,19 @@ func TestRaftLog_ReadLevels(t *testing.T) {
 	})
 }
 
-func TestDeriveJoinKey(t *testing.T) {
+func TestDeriveTrustKey(t *testing.T) {
 	root := bytes.Repeat([]byte{7}, RootKeySize)
-	a, err := DeriveJoinKey(root)
+	a, err := DeriveTrustKey(root)
 	if err != nil || len(a) != 32 {
 		t.Fatal(err)
 	}
 	keys, _ := deriveKeys(root)
 	for _, k := range [][]byte{keys.storage, keys.badger, keys.snapshot, root} {
 		if bytes.Equal(a, k) {
-			t.Fatal("join key equals another key")
+			t.Fatal("trust key equals another key")
 		}
 	}
-	if _, err := DeriveJoinKey(root[:5]); !errors.Is(err, ErrRootKey) {
+	if _, err := DeriveTrustKey(root[:5]); !errors.Is(err, ErrRootKey) {
 		t.Fatal(err)
 	}
 }

@@ -25,7 +25,7 @@ type Config struct {
 	// Snapshots and join requests carry it and are refused elsewhere.
 	ClusterID string
 	// TrustKey is a secret derived from the cluster's root of trust (the
-	// keystore root key: keystore.DeriveJoinKey). A node proves it holds
+	// keystore root key: keystore.DeriveTrustKey). A node proves it holds
 	// it before it is admitted as a non-voter (see Join). Required with TLS.
 	TrustKey []byte
 

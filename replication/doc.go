@@ -38,7 +38,7 @@
 //
 // A certificate alone does not admit a node. Join sends, over a control
 // connection, the node's id, address and zone with an HMAC-SHA256 under
-// Config.TrustKey (keystore.DeriveJoinKey: derived from the keystore root
+// Config.TrustKey (keystore.DeriveTrustKey: derived from the keystore root
 // key, the cluster's root of trust) over those fields, the cluster id, and
 // 32 bytes exported from that very TLS session (RFC 8446 section 7.5), so a
 // proof is useless on any other connection. The leader checks the proof,

@@ -192,7 +192,7 @@ func (a *fsmAdapter) Restore(rc io.ReadCloser) error {
 	}
 	n, err := binary.ReadUvarint(br)
 	if err != nil || n > maxSnapshotMeta {
-		return fmt.Errorf("replication: snapshot metadata length: %v", err)
+		return fmt.Errorf("replication: snapshot metadata length: %w", err)
 	}
 	mb := make([]byte, n)
 	if _, err := io.ReadFull(br, mb); err != nil {

@@ -188,7 +188,7 @@ type clusterNode struct {
 	conf     nodeFile
 	log      *slog.Logger
 	rootKey  []byte
-	joinKey  []byte
+	trustKey []byte
 	adminKey []byte
 	ca       *replication.CA // nil if this node holds no CA key
 	node     *replication.Node
@@ -308,10 +308,10 @@ func prepareCluster(ctx context.Context, cfg Config, plan *clusterPlan, log *slo
 	}
 	c := &clusterNode{dir: dir, conf: conf, log: log.With("component", "cluster"), rootKey: root}
 	var err error
-	if c.joinKey, err = keystore.DeriveJoinKey(root); err != nil {
+	if c.trustKey, err = keystore.DeriveTrustKey(root); err != nil {
 		return nil, err
 	}
-	if c.adminKey, err = adminKeyFrom(c.joinKey); err != nil {
+	if c.adminKey, err = adminKeyFrom(c.trustKey); err != nil {
 		return nil, err
 	}
 
@@ -341,7 +341,7 @@ func prepareCluster(ctx context.Context, cfg Config, plan *clusterPlan, log *slo
 	}
 	rcfg.ClusterID = c.conf.ClusterID
 	rcfg.TLS = creds
-	rcfg.TrustKey = c.joinKey
+	rcfg.TrustKey = c.trustKey
 	rcfg.Logger = log.With("component", "replication")
 	rcfg.Registerer = &c.metrics
 	rcfg.WrapListener = c.filterListener
@@ -592,8 +592,8 @@ func countVoters(servers []replication.Server) int {
 	return v
 }
 
-// Labels of keys derived from the join key (itself derived from the root
-// key by keystore.DeriveJoinKey) for the cluster's HTTP side.
+// Labels of keys derived from the trust key (itself derived from the root
+// key by keystore.DeriveTrustKey) for the cluster's HTTP side.
 const (
 	labelAdminKey = "tresor/cluster/admin-key/1"
 	labelCAWrap   = "tresor/cluster/ca-key-wrap/1"
@@ -601,8 +601,8 @@ const (
 
 // adminKeyFrom derives the key that authenticates changes through the
 // cluster admin endpoints (cluster_admin.go).
-func adminKeyFrom(joinKey []byte) ([]byte, error) {
-	return hkdf.Key(sha256.New, joinKey, nil, labelAdminKey, 32)
+func adminKeyFrom(trustKey []byte) ([]byte, error) {
+	return hkdf.Key(sha256.New, trustKey, nil, labelAdminKey, 32)
 }
 
 // nodeID returns the cluster node's id (from the flags or, on a restart

@@ -157,7 +157,7 @@ func (c *clusterNode) handleChange(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := time.Now()
-	if err := checkChallenge(c.joinKey, req.Challenge, now); err != nil {
+	if err := checkChallenge(c.trustKey, req.Challenge, now); err != nil {
 		clusterError(w, http.StatusForbidden, fmt.Errorf("change: %w", err))
 		return
 	}

@@ -124,12 +124,12 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return fmt.Errorf("cluster %s is authenticated with the root key: %w", sub, err)
 	}
-	joinKey, err := keystore.DeriveJoinKey(root)
+	trustKey, err := keystore.DeriveTrustKey(root)
 	clear(root)
 	if err != nil {
 		return err
 	}
-	key, err := adminKeyFrom(joinKey)
+	key, err := adminKeyFrom(trustKey)
 	if err != nil {
 		return err
 	}

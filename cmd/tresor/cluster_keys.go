@@ -18,7 +18,7 @@ package main
 //	base64(nonce (12 bytes) || AES-256-GCM ciphertext of the PKCS #8 DER || tag (16 bytes))
 //	-----END TRESOR SEALED PRIVATE KEY-----
 //
-// The AES-256 key is HKDF-SHA256 of the join key (keystore.DeriveJoinKey,
+// The AES-256 key is HKDF-SHA256 of the trust key (keystore.DeriveTrustKey,
 // itself derived from the root key) with no salt and info labelKeySeal. The
 // GCM additional data is the file's name ("ca.key" or "node.key"), so one
 // sealed file cannot stand in for the other. The nonce is random: a file is
@@ -63,9 +63,9 @@ var errKeyNotOpened = errors.New("sealed key does not open under this node's roo
 	"(sealed under another cluster's root key, or altered)")
 
 // keySealAEAD returns AES-256-GCM under the key-file sealing key derived
-// from joinKey.
-func keySealAEAD(joinKey []byte) (cipher.AEAD, error) {
-	k, err := hkdf.Key(sha256.New, joinKey, nil, labelKeySeal, 32)
+// from trustKey.
+func keySealAEAD(trustKey []byte) (cipher.AEAD, error) {
+	k, err := hkdf.Key(sha256.New, trustKey, nil, labelKeySeal, 32)
 	if err != nil {
 		return nil, err
 	}
@@ -78,13 +78,13 @@ func keySealAEAD(joinKey []byte) (cipher.AEAD, error) {
 }
 
 // sealKey returns the contents of key file name holding keyPEM (a PKCS #8
-// PEM key) sealed under joinKey.
-func sealKey(joinKey []byte, name string, keyPEM []byte) ([]byte, error) {
+// PEM key) sealed under trustKey.
+func sealKey(trustKey []byte, name string, keyPEM []byte) ([]byte, error) {
 	b, rest := pem.Decode(keyPEM)
 	if b == nil || b.Type != clearKeyPEMType || len(bytes.TrimSpace(rest)) != 0 {
 		return nil, fmt.Errorf("cluster: %s: not one PKCS #8 PEM private key", name)
 	}
-	aead, err := keySealAEAD(joinKey)
+	aead, err := keySealAEAD(trustKey)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +96,7 @@ func sealKey(joinKey []byte, name string, keyPEM []byte) ([]byte, error) {
 
 // openKey returns the PKCS #8 PEM key in data, the contents of key file
 // name. legacy reports a key in clear, written by an earlier version.
-func openKey(joinKey []byte, name string, data []byte) (keyPEM []byte, legacy bool, err error) {
+func openKey(trustKey []byte, name string, data []byte) (keyPEM []byte, legacy bool, err error) {
 	b, rest := pem.Decode(data)
 	if b == nil || len(bytes.TrimSpace(rest)) != 0 {
 		return nil, false, errors.New("not one PEM block")
@@ -111,7 +111,7 @@ func openKey(joinKey []byte, name string, data []byte) (keyPEM []byte, legacy bo
 	default:
 		return nil, false, fmt.Errorf("PEM block %q is neither %q nor %q", b.Type, sealedKeyPEMType, clearKeyPEMType)
 	}
-	aead, err := keySealAEAD(joinKey)
+	aead, err := keySealAEAD(trustKey)
 	if err != nil {
 		return nil, false, err
 	}
@@ -130,7 +130,7 @@ func openKey(joinKey []byte, name string, data []byte) (keyPEM []byte, legacy bo
 // sealKeyFile returns the contents of key file name (caKeyFile,
 // nodeKeyFile) holding keyPEM sealed under the node's root key.
 func (c *clusterNode) sealKeyFile(name string, keyPEM []byte) ([]byte, error) {
-	return sealKey(c.joinKey, name, keyPEM)
+	return sealKey(c.trustKey, name, keyPEM)
 }
 
 // readKeyFile returns the PKCS #8 PEM key in key file name of the cluster
@@ -142,7 +142,7 @@ func (c *clusterNode) readKeyFile(name string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	keyPEM, legacy, err := openKey(c.joinKey, name, data)
+	keyPEM, legacy, err := openKey(c.trustKey, name, data)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %s: %w", path, err)
 	}

@@ -23,14 +23,14 @@ func keyFileNode(t *testing.T, logs *bytes.Buffer) *clusterNode {
 	t.Helper()
 	root := make([]byte, keystore.RootKeySize)
 	rand.Read(root)
-	joinKey, err := keystore.DeriveJoinKey(root)
+	trustKey, err := keystore.DeriveTrustKey(root)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if logs == nil {
 		logs = new(bytes.Buffer)
 	}
-	return &clusterNode{dir: t.TempDir(), joinKey: joinKey, log: slog.New(slog.NewTextHandler(logs, nil))}
+	return &clusterNode{dir: t.TempDir(), trustKey: trustKey, log: slog.New(slog.NewTextHandler(logs, nil))}
 }
 
 // testKeys returns a CA key and a node key, PKCS #8 PEM.

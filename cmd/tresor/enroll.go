@@ -13,9 +13,9 @@ package main
 //	                                members, proof}
 //
 // The challenge is 8 bytes of time, 16 random bytes and a MAC over them
-// under the join key (keystore.DeriveJoinKey), so the member keeps no state
+// under the trust key (keystore.DeriveTrustKey), so the member keeps no state
 // and refuses challenges older than challengeTTL. The joiner's proof is
-// HMAC-SHA256 under the join key over a label, the challenge, its id, zone,
+// HMAC-SHA256 under the trust key over a label, the challenge, its id, zone,
 // raft address and the DER of its certificate signing request: it proves
 // possession of the root key and binds the request, so nobody without the
 // root key can enroll, and a replayed request only yields a certificate for
@@ -23,9 +23,9 @@ package main
 // leaves the joiner (CSR).
 //
 // The member answers with the CA certificate, the node certificate, the CA
-// key sealed with AES-256-GCM under a key derived from the join key (bound
+// key sealed with AES-256-GCM under a key derived from the trust key (bound
 // to the joiner's proof), and the raft addresses of the members, all under a
-// second HMAC with the join key over the joiner's proof: the joiner checks
+// second HMAC with the trust key over the joiner's proof: the joiner checks
 // it, so a man in the middle of the (plain HTTP, loopback by default) admin
 // listener cannot hand it another cluster's CA.
 //
@@ -109,28 +109,28 @@ func mac(key []byte, fields ...[]byte) []byte {
 	return m.Sum(nil)
 }
 
-func (r *enrollRequest) proof(joinKey []byte) []byte {
-	return mac(joinKey, []byte(labelEnrollRequest), r.Challenge, []byte(r.ID), []byte(r.Zone), []byte(r.RaftAddr), r.CSR)
+func (r *enrollRequest) proof(trustKey []byte) []byte {
+	return mac(trustKey, []byte(labelEnrollRequest), r.Challenge, []byte(r.ID), []byte(r.Zone), []byte(r.RaftAddr), r.CSR)
 }
 
-func (r *enrollResponse) proof(joinKey, requestProof []byte) []byte {
+func (r *enrollResponse) proof(trustKey, requestProof []byte) []byte {
 	fields := [][]byte{[]byte(labelEnrollResponse), requestProof, []byte(r.ClusterID), r.CACert, r.NodeCert, r.CAKey}
 	for _, m := range r.Members {
 		fields = append(fields, []byte(m))
 	}
-	return mac(joinKey, fields...)
+	return mac(trustKey, fields...)
 }
 
 // newChallenge returns a stateless challenge: time, random bytes and a MAC.
-func newChallenge(joinKey []byte, now time.Time) []byte {
+func newChallenge(trustKey []byte, now time.Time) []byte {
 	b := binary.BigEndian.AppendUint64(nil, uint64(now.Unix()))
 	b = append(b, make([]byte, 16)...)
 	rand.Read(b[8:])
-	return append(b, mac(joinKey, []byte(labelChallenge), b)[:16]...)
+	return append(b, mac(trustKey, []byte(labelChallenge), b)[:16]...)
 }
 
-func checkChallenge(joinKey, c []byte, now time.Time) error {
-	if len(c) != 40 || !hmac.Equal(c[24:], mac(joinKey, []byte(labelChallenge), c[:24])[:16]) {
+func checkChallenge(trustKey, c []byte, now time.Time) error {
+	if len(c) != 40 || !hmac.Equal(c[24:], mac(trustKey, []byte(labelChallenge), c[:24])[:16]) {
 		return errors.New("challenge not issued by this cluster")
 	}
 	age := now.Sub(time.Unix(int64(binary.BigEndian.Uint64(c)), 0))
@@ -142,8 +142,8 @@ func checkChallenge(joinKey, c []byte, now time.Time) error {
 
 // caWrapKey derives the key the CA key travels under, bound to one
 // request's proof.
-func caWrapKey(joinKey, requestProof []byte) (cipher.AEAD, error) {
-	k, err := hkdf.Key(sha256.New, joinKey, requestProof, labelCAWrap, 32)
+func caWrapKey(trustKey, requestProof []byte) (cipher.AEAD, error) {
+	k, err := hkdf.Key(sha256.New, trustKey, requestProof, labelCAWrap, 32)
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +156,7 @@ func caWrapKey(joinKey, requestProof []byte) (cipher.AEAD, error) {
 
 // handleChallenge serves GET /cluster/v1/challenge.
 func (c *clusterNode) handleChallenge(w http.ResponseWriter, r *http.Request) {
-	writeClusterJSON(w, http.StatusOK, map[string][]byte{"challenge": newChallenge(c.joinKey, time.Now())})
+	writeClusterJSON(w, http.StatusOK, map[string][]byte{"challenge": newChallenge(c.trustKey, time.Now())})
 }
 
 // handleEnroll serves POST /cluster/v1/enroll.
@@ -166,11 +166,11 @@ func (c *clusterNode) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		clusterError(w, http.StatusBadRequest, fmt.Errorf("enroll: %w", err))
 		return
 	}
-	if err := checkChallenge(c.joinKey, req.Challenge, time.Now()); err != nil {
+	if err := checkChallenge(c.trustKey, req.Challenge, time.Now()); err != nil {
 		clusterError(w, http.StatusForbidden, fmt.Errorf("enroll: %w", err))
 		return
 	}
-	if !hmac.Equal(req.Proof, req.proof(c.joinKey)) {
+	if !hmac.Equal(req.Proof, req.proof(c.trustKey)) {
 		c.log.Warn("enrollment refused: wrong proof of the root key", "joiner", req.ID)
 		clusterError(w, http.StatusForbidden, errors.New("enroll: proof of the root key does not verify (is the node's root key the cluster's?)"))
 		return
@@ -216,7 +216,7 @@ func (c *clusterNode) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		clusterError(w, http.StatusInternalServerError, err)
 		return
 	}
-	aead, err := caWrapKey(c.joinKey, req.Proof)
+	aead, err := caWrapKey(c.trustKey, req.Proof)
 	if err != nil {
 		clusterError(w, http.StatusInternalServerError, err)
 		return
@@ -230,7 +230,7 @@ func (c *clusterNode) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		CAKey:     aead.Seal(nonce, nonce, caKey, []byte(c.conf.ClusterID)),
 		Members:   members,
 	}
-	resp.Proof = resp.proof(c.joinKey, req.Proof)
+	resp.Proof = resp.proof(c.trustKey, req.Proof)
 	c.log.Info("enrolled a node", "joiner", req.ID, "joiner_zone", req.Zone, "joiner_raft", req.RaftAddr)
 	writeClusterJSON(w, http.StatusOK, resp)
 }
@@ -280,10 +280,10 @@ func (c *clusterNode) enroll(ctx context.Context) error {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-	if !hmac.Equal(resp.Proof, resp.proof(c.joinKey, req.Proof)) {
+	if !hmac.Equal(resp.Proof, resp.proof(c.trustKey, req.Proof)) {
 		return fmt.Errorf("cluster: the member at %s did not prove it holds the cluster's root key", c.conf.Join)
 	}
-	aead, err := caWrapKey(c.joinKey, req.Proof)
+	aead, err := caWrapKey(c.trustKey, req.Proof)
 	if err != nil {
 		return err
 	}
@@ -342,7 +342,7 @@ func enrollOnce(ctx context.Context, client *http.Client, base string, c *cluste
 		return nil, enrollRequest{}, false, err
 	}
 	req := enrollRequest{ID: c.conf.ID, Zone: c.conf.Zone, RaftAddr: adv, CSR: csr, Challenge: ch.Challenge}
-	req.Proof = req.proof(c.joinKey)
+	req.Proof = req.proof(c.trustKey)
 	var resp enrollResponse
 	status, err := doJSON(ctx, client, http.MethodPost, base+"enroll", req, &resp)
 	if err != nil {
