@@ -64,6 +64,12 @@ var s3Errors = map[string]APIError{
 	"SignatureDoesNotMatch":             {Status: http.StatusForbidden, Message: "The request signature we calculated does not match the signature you provided. Check your key and signing method."},
 	"SlowDown":                          {Status: http.StatusServiceUnavailable, Message: "Please reduce your request rate."},
 	"XAmzContentSHA256Mismatch":         {Status: http.StatusBadRequest, Message: "The provided 'x-amz-content-sha256' header does not match what was computed."},
+
+	// Request documents: a body over its bound, and CreateBucket's location
+	// constraint (checkLocation).
+	"MaxMessageLengthExceeded":           {Status: http.StatusBadRequest, Message: "Your request was too big."},
+	"InvalidLocationConstraint":          {Status: http.StatusBadRequest, Message: "The specified location-constraint is not valid"},
+	"IllegalLocationConstraintException": {Status: http.StatusBadRequest, Message: "The location constraint is incompatible for the region specific endpoint this request was sent to."},
 }
 
 // s3Error returns the table's error for code with an optional message that

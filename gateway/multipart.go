@@ -121,13 +121,16 @@ func (s *Server) uploadPart(ctx context.Context, w http.ResponseWriter, r *http.
 	return nil
 }
 
+// completeMultipartUpload completes an upload with the parts its document
+// lists, read whole and verified (readBody) before anything is looked up.
 func (s *Server) completeMultipartUpload(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) error {
-	var req completeMultipartUpload
-	if err := readXML(rq.body, &req); err != nil {
+	body, err := readBody(rq, maxCompleteBody)
+	if err != nil {
 		return err
 	}
-	if len(req.Parts) == 0 || len(req.Parts) > maxPartNumber {
-		return s3Error("MalformedXML", "The XML you provided must list between 1 and 10000 parts.")
+	req, err := parseComplete(body)
+	if err != nil {
+		return err
 	}
 	id := r.URL.Query().Get("uploadId")
 	up, env, err := s.session(ctx, r, rq)

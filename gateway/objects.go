@@ -454,13 +454,19 @@ func (s *Server) hasManifest(ctx context.Context, bucket, key string) bool {
 // maxDeleteKeys is S3's limit of keys in one DeleteObjects request.
 const maxDeleteKeys = 1000
 
+// deleteObjects deletes the keys its document names. The document is read
+// whole and verified (readBody) before the first key is deleted.
 func (s *Server) deleteObjects(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) error {
-	var req deleteRequest
-	if err := readXML(rq.body, &req); err != nil {
+	if err := requireChecksum(r.Header); err != nil {
 		return err
 	}
-	if len(req.Objects) == 0 || len(req.Objects) > maxDeleteKeys {
-		return s3Error("MalformedXML")
+	body, err := readBody(rq, maxDeleteBody)
+	if err != nil {
+		return err
+	}
+	req, err := parseDelete(body)
+	if err != nil {
+		return err
 	}
 	res := deleteResult{Xmlns: s3Namespace}
 	for _, o := range req.Objects {
@@ -468,6 +474,8 @@ func (s *Server) deleteObjects(ctx context.Context, w http.ResponseWriter, r *ht
 		switch {
 		case o.VersionID != "" && o.VersionID != "null":
 			err = s3Error("NoSuchVersion")
+		case o.conditional():
+			err = s3Error("NotImplemented", "Conditional deletes (ETag, LastModifiedTime, Size) are not implemented; the object was not deleted.")
 		case o.Key == "" || len(o.Key) > 1024:
 			err = s3Error("KeyTooLongError")
 		default:

@@ -10,11 +10,6 @@ import (
 // s3Namespace is the XML namespace of S3's response documents.
 const s3Namespace = "http://s3.amazonaws.com/doc/2006-03-01/"
 
-// maxXMLBody bounds the request documents the gateway parses
-// (CompleteMultipartUpload with 10,000 parts is about 1 MiB; DeleteObjects
-// with 1,000 keys of 1,024 bytes is about 1.1 MiB).
-const maxXMLBody = 2 << 20
-
 // s3Time formats times as S3 does in XML documents.
 func s3Time(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 
@@ -119,13 +114,28 @@ type listVersionsResult struct {
 	CommonPrefixes      []commonPrefix  `xml:"CommonPrefixes"`
 }
 
+// deleteRequest is DeleteObjects' request document (parseDelete).
 type deleteRequest struct {
-	XMLName xml.Name `xml:"Delete"`
-	Quiet   bool     `xml:"Quiet"`
-	Objects []struct {
-		Key       string `xml:"Key"`
-		VersionID string `xml:"VersionId"`
-	} `xml:"Object"`
+	XMLName xml.Name       `xml:"Delete"`
+	Quiet   bool           `xml:"Quiet"`
+	Objects []deleteObject `xml:"Object"`
+}
+
+// deleteObject is one key of a DeleteObjects request. ETag,
+// LastModifiedTime and Size make S3 delete the object only if it still
+// matches them; tresor does not evaluate them, so a key that carries one is
+// refused rather than deleted unconditionally.
+type deleteObject struct {
+	Key              string `xml:"Key"`
+	VersionID        string `xml:"VersionId"`
+	ETag             string `xml:"ETag,omitempty"`
+	LastModifiedTime string `xml:"LastModifiedTime,omitempty"`
+	Size             *int64 `xml:"Size,omitempty"`
+}
+
+// conditional reports whether o asks for a conditional delete.
+func (o deleteObject) conditional() bool {
+	return o.ETag != "" || o.LastModifiedTime != "" || o.Size != nil
 }
 
 type deletedObject struct {
@@ -168,12 +178,26 @@ type initiateMultipartUploadResult struct {
 	UploadID string   `xml:"UploadId"`
 }
 
+// completeMultipartUpload is CompleteMultipartUpload's request document
+// (parseComplete). The parts' checksums, which SDKs send too, are not
+// read: tresor checked each part's body when it arrived.
 type completeMultipartUpload struct {
-	XMLName xml.Name `xml:"CompleteMultipartUpload"`
-	Parts   []struct {
-		PartNumber int    `xml:"PartNumber"`
-		ETag       string `xml:"ETag"`
-	} `xml:"Part"`
+	XMLName xml.Name       `xml:"CompleteMultipartUpload"`
+	Parts   []completePart `xml:"Part"`
+}
+
+type completePart struct {
+	PartNumber int    `xml:"PartNumber"`
+	ETag       string `xml:"ETag"`
+}
+
+// createBucketConfiguration is CreateBucket's optional request document
+// (parseCreateBucket). Only the location constraint means anything to
+// tresor; the directory-bucket Location and Bucket and the Tags are not
+// read.
+type createBucketConfiguration struct {
+	XMLName            xml.Name `xml:"CreateBucketConfiguration"`
+	LocationConstraint string   `xml:"LocationConstraint"`
 }
 
 type completeMultipartUploadResult struct {
@@ -242,17 +266,4 @@ func writeXML(w http.ResponseWriter, v any) error {
 		return err
 	}
 	return xml.NewEncoder(w).Encode(v)
-}
-
-// readXML decodes a request document of at most maxXMLBody bytes into v.
-// Anything malformed, empty or too long is MalformedXML.
-func readXML(body io.Reader, v any) error {
-	lr := &io.LimitedReader{R: body, N: maxXMLBody + 1}
-	if err := xml.NewDecoder(lr).Decode(v); err != nil {
-		return s3Error("MalformedXML")
-	}
-	if lr.N <= 0 {
-		return s3Error("MalformedXML", "The XML you provided was larger than the maximum allowed.")
-	}
-	return nil
 }

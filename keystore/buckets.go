@@ -135,6 +135,12 @@ func ownedBucket(a *applyCtx, tenant ID, name string) (Bucket, error) {
 	return b, nil
 }
 
+// ValidBucketName reports, as ErrInvalid, a name the keystore refuses to
+// create a bucket under. The gateway checks names against it before
+// proposing a bucket, so that a refusal is the client's InvalidBucketName
+// and not an error of the state machine.
+func ValidBucketName(name string) error { return validBucketName(name) }
+
 // validBucketName applies S3's naming rules for general purpose buckets
 // (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html):
 // 3 to 63 characters of a-z, 0-9, '.' and '-', starting and ending with a
