@@ -20,9 +20,16 @@
 // (Config.QueueSize); when it is full Append blocks until there is room or
 // its context ends. Append never drops a record silently: an error means the
 // record is not known to be durable, and the caller must fail its request
-// closed (the gateway answers 503 SlowDown or 500). After a write error the
-// log refuses every further record (ErrUnavailable) until it is reopened:
-// a log with a hole in it is worse than a refused request.
+// closed (the gateway answers 503). After a write error (a full disk) the
+// log refuses every record at once (ErrUnavailable) while it cannot write:
+// a log with a hole in it is worse than a refused request. It recovers by
+// itself (recovery.go): it rolls its files back to the last durable write
+// (cutting off a record or checkpoint the failed write left half written,
+// removing a segment it began), reads the active segment back to check it
+// holds exactly the records acknowledged, and takes records again once
+// 1 MiB can be written, retrying with backoff. Ready is the readiness
+// check that says why it refuses; Collectors has the metrics
+// (tresor_audit_writable).
 //
 // # Personal data
 //
