@@ -17,10 +17,12 @@ import (
 // any byte of the body is read, and fills in the caller and the verified
 // body.
 //
-// Failed signatures are rate limited per source address and per access key
-// (auth.Limiter): while either is over its budget, requests are answered
+// Failed signatures are rate limited per source address, per (address,
+// access key) pair, and per key for addresses that have not signed with it
+// recently (auth.Limiter): while a budget is spent, requests are answered
 // SlowDown before their signature is computed, so guessing a secret gets
-// no answer, and other keys and addresses are not slowed.
+// no answer, other keys and addresses are not slowed, and the key's owner
+// is still served from the addresses it signs from.
 //
 // Every result, success or failure with its reason, and every refusal by
 // the limiter is appended to the login audit before the request goes on;
@@ -39,8 +41,11 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, rq *request)
 		return s3Error("SlowDown", "Too many failed authentications; retry later.")
 	}
 	res, err := s.verifier.Verify(ctx, r)
-	if errors.Is(err, auth.ErrSignatureDoesNotMatch) || errors.Is(err, auth.ErrInvalidAccessKeyID) {
+	switch {
+	case errors.Is(err, auth.ErrSignatureDoesNotMatch):
 		s.limiter.Failure(addr, claimed)
+	case errors.Is(err, auth.ErrInvalidAccessKeyID):
+		s.limiter.Failure(addr, "") // no such key, no secret to guess: the address pays
 	}
 	if err != nil {
 		var claimant *auth.Principal
@@ -55,6 +60,9 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, rq *request)
 	if err := s.checkAllowlist(ctx, rq, auth.TenantScope(res.Principal.Tenant), "tenant allowlist", res.AccessKeyID, addr, &res.Principal); err != nil {
 		res.Body.Close()
 		return err
+	}
+	if !res.Presigned { // a presigned URL proves only that it was handed out
+		s.limiter.Success(addr, res.AccessKeyID)
 	}
 	if err := s.auditAuth(ctx, rq, audit.AuthSuccess, "", res.AccessKeyID, addr, &res.Principal); err != nil {
 		return err

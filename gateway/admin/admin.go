@@ -163,8 +163,11 @@ func (h *Handler) serve(c *call, e endpoint) (int, any, error) {
 		return 0, nil, apiError(http.StatusTooManyRequests, "SlowDown", "Too many failed authentications; retry later.")
 	}
 	res, err := h.verifier.Verify(r.Context(), r)
-	if errors.Is(err, auth.ErrSignatureDoesNotMatch) || errors.Is(err, auth.ErrInvalidAccessKeyID) {
+	switch { // as the S3 listener does (gateway/authn.go)
+	case errors.Is(err, auth.ErrSignatureDoesNotMatch):
 		h.limiter.Failure(ip, claimed)
+	case errors.Is(err, auth.ErrInvalidAccessKeyID):
+		h.limiter.Failure(ip, "") // no such key, no secret to guess: the address pays
 	}
 	if err != nil {
 		var claimant *auth.Principal
@@ -183,6 +186,9 @@ func (h *Handler) serve(c *call, e endpoint) (int, any, error) {
 	}
 	if len(body) > maxBody {
 		return 0, nil, errTooLarge
+	}
+	if !res.Presigned { // a presigned URL proves only that it was handed out
+		h.limiter.Success(ip, res.AccessKeyID)
 	}
 	c.body = body
 	c.who = caller{Principal: res.Principal, accessKey: res.AccessKeyID, ip: ip}
