@@ -27,6 +27,8 @@ import (
 // Every result, success or failure with its reason, and every refusal by
 // the limiter is appended to the login audit before the request goes on;
 // a request whose audit record cannot be written is refused (fail closed).
+// Refusals that cost their sender nothing are aggregated per source
+// address past a few a minute (audit.AggregationConfig).
 func (s *Server) authenticate(ctx context.Context, r *http.Request, rq *request) error {
 	addr := auth.ClientIP(r, remoteAddr(r), s.cfg.TrustedProxies)
 	claimed := auth.ClaimedAccessKeyID(r)
@@ -35,7 +37,7 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, rq *request)
 	}
 	if ok, wait := s.limiter.Allow(addr, claimed); !ok {
 		rq.retryAfter = wait
-		if err := s.auditAuth(ctx, rq, audit.RateLimited, "rate limited", claimed, addr, nil); err != nil {
+		if err := s.auditAuth(ctx, rq, audit.RateLimited, "rate limited", claimed, addr, nil, true); err != nil {
 			return err
 		}
 		return s3Error("SlowDown", "Too many failed authentications; retry later.")
@@ -52,7 +54,7 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, rq *request)
 		if p, ok := auth.ClaimantOf(err); ok {
 			claimant = &p // the key's tenant sees its failed logins
 		}
-		if aerr := s.auditAuth(ctx, rq, audit.AuthFailure, toAPIError(err).Code, claimed, addr, claimant); aerr != nil {
+		if aerr := s.auditAuth(ctx, rq, audit.AuthFailure, toAPIError(err).Code, claimed, addr, claimant, auth.Unproven(err)); aerr != nil {
 			return aerr
 		}
 		return err
@@ -64,7 +66,7 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, rq *request)
 	if !res.Presigned { // a presigned URL proves only that it was handed out
 		s.limiter.Success(addr, res.AccessKeyID)
 	}
-	if err := s.auditAuth(ctx, rq, audit.AuthSuccess, "", res.AccessKeyID, addr, &res.Principal); err != nil {
+	if err := s.auditAuth(ctx, rq, audit.AuthSuccess, "", res.AccessKeyID, addr, &res.Principal, false); err != nil {
 		return err
 	}
 	rq.caller = res.Principal
@@ -89,7 +91,8 @@ func (s *Server) checkAllowlist(ctx context.Context, rq *request, scope, reason,
 		return s3Error("ServiceUnavailable", "Access rules cannot be read on this node right now; retry.")
 	}
 	if !ok {
-		if err := s.auditAuth(ctx, rq, audit.AllowlistDeny, reason, accessKey, addr, p); err != nil {
+		// Before authentication (p nil) a denial proves nothing: aggregated.
+		if err := s.auditAuth(ctx, rq, audit.AllowlistDeny, reason, accessKey, addr, p, p == nil); err != nil {
 			return err
 		}
 		return s3Error("AccessDenied")
@@ -104,14 +107,18 @@ type Auditor interface {
 
 // auditAuth appends one authentication result. For a failure the tenant
 // and user of the claimed key, if it exists, are looked up so that the
-// tenant's review sees attacks on its keys.
-func (s *Server) auditAuth(ctx context.Context, rq *request, kind audit.Kind, reason, accessKey string, addr netip.Addr, p *auth.Principal) error {
+// tenant's review sees attacks on its keys. aggregate marks a refusal
+// that cost its sender nothing (no signature checked, or the limiter's or
+// the listener allowlist's refusal): the log may count it instead of
+// writing it (audit.Record.Aggregate), so that a flood of them cannot fill
+// the disk; the request is refused either way.
+func (s *Server) auditAuth(ctx context.Context, rq *request, kind audit.Kind, reason, accessKey string, addr netip.Addr, p *auth.Principal, aggregate bool) error {
 	if s.auditor == nil {
 		return nil
 	}
 	rec := audit.Record{
 		Kind: kind, Reason: reason, Operation: string(rq.route.Op), AccessKeyID: accessKey,
-		Bucket: rq.bucket, RequestID: rq.id,
+		Bucket: rq.bucket, RequestID: rq.id, Aggregate: aggregate,
 	}
 	if addr.IsValid() {
 		rec.SourceAddr = addr.String()

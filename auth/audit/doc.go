@@ -31,6 +31,19 @@
 // check that says why it refuses; Collectors has the metrics
 // (tresor_audit_writable).
 //
+// # Refusals that cost nothing
+//
+// A request without a signature, with a malformed one, with an unknown
+// access key, or refused by the limiter or a listener's allowlist costs its
+// sender nothing, and each used to add a record (about 205 bytes): a flood
+// of them could fill the disk. Such records are marked Record.Aggregate:
+// per minute, the first few from each address (and a bounded number in
+// all) are written in full, the others counted, and each count is written
+// as one Aggregated record (kind 6) when the minute ends, so they add at
+// most AggregationConfig.MaxFull + MaxGroups + 3 records a minute. A
+// review counts each refusal as if it had its own record. The request is
+// refused either way.
+//
 // # Personal data
 //
 // Access key id, user, source address and bucket identify people. They are

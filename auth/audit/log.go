@@ -61,6 +61,10 @@ type Config struct {
 	// doubles after every attempt that fails, up to MaxRetryInterval.
 	// Zero means 100 ms and 5 s.
 	RetryInterval, MaxRetryInterval time.Duration
+	// Aggregation bounds the records of refusals that cost their sender
+	// nothing (Record.Aggregate); zero fields take
+	// DefaultAggregationConfig's values.
+	Aggregation AggregationConfig
 
 	disk disk // nil: the real one (osDisk); tests set a FaultyDisk
 }
@@ -100,7 +104,7 @@ func (c Config) Validate() error {
 	case c.RetryInterval < 0 || c.MaxRetryInterval < 0:
 		return fmt.Errorf("%w: config: RetryInterval and MaxRetryInterval must not be negative", ErrInvalid)
 	}
-	return nil
+	return c.Aggregation.validate()
 }
 
 // Log is a node's append-only audit log. Append is safe for concurrent use.
@@ -110,6 +114,7 @@ type Log struct {
 	signer *Signer
 	system *recordKeys
 	now    func() time.Time
+	agg    *aggregator
 
 	queue     chan *pending
 	stop      chan struct{}
@@ -161,7 +166,7 @@ type mark struct {
 
 // stats are the counters behind Collectors.
 type stats struct {
-	failures, refused atomic.Int64
+	failures, refused, aggregated atomic.Int64
 }
 
 type pending struct {
@@ -240,6 +245,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		queue: make(chan *pending, cfg.QueueSize), stop: make(chan struct{}), done: make(chan struct{}),
 		ship: make(chan SignedCheckpoint, 1), shipDone: make(chan struct{}),
 		wake: make(chan struct{}, 1), disk: cfg.disk, frontier: st.frontier,
+		agg: newAggregator(cfg.Aggregation.withDefaults()),
 	}
 	l.shipCtx, l.cancelShips = context.WithCancel(context.Background())
 	if n := len(st.local); n > 0 {
@@ -355,6 +361,10 @@ func (l *Log) Append(ctx context.Context, r Record) error {
 	}
 	if err := validate(r); err != nil {
 		return err
+	}
+	if r.Aggregate && l.agg.count(r) {
+		l.stats.aggregated.Add(1)
+		return nil
 	}
 	e, err := l.seal(ctx, r)
 	if err != nil {
@@ -488,12 +498,15 @@ func (l *Log) writer() {
 				}
 			}
 			l.writeMu.Lock()
-			l.writeBatch(batch)
+			if l.writeBatch(batch) != nil {
+				l.stats.refused.Add(int64(len(batch)))
+			}
 			if l.unsigned >= l.cfg.CheckpointEvery {
 				l.checkpoint()
 			}
 			l.writeMu.Unlock()
 		case <-tick.C:
+			l.writeAggregated(false)
 			l.writeMu.Lock()
 			if l.unsigned > 0 && l.now().Sub(l.firstUnsigned) >= l.cfg.CheckpointInterval {
 				l.checkpoint()
@@ -520,12 +533,17 @@ func (l *Log) writer() {
 			for {
 				select {
 				case p := <-l.queue:
-					l.writeBatch([]*pending{p})
+					if l.writeBatch([]*pending{p}) != nil {
+						l.stats.refused.Add(1)
+					}
 					continue
 				default:
 				}
 				break
 			}
+			l.writeMu.Unlock()
+			l.writeAggregated(true)
+			l.writeMu.Lock()
 			if l.unsigned > 0 {
 				l.checkpoint()
 			}
@@ -536,8 +554,8 @@ func (l *Log) writer() {
 }
 
 // writeBatch appends the batch and fsyncs once; every waiter learns the
-// outcome.
-func (l *Log) writeBatch(batch []*pending) {
+// outcome, and so does the caller.
+func (l *Log) writeBatch(batch []*pending) error {
 	err := l.failure()
 	if err == nil {
 		err = l.writeRecords(batch)
@@ -545,11 +563,46 @@ func (l *Log) writeBatch(batch []*pending) {
 			err = l.fail(err)
 		}
 	}
-	if err != nil {
-		l.stats.refused.Add(int64(len(batch)))
-	}
 	for _, p := range batch {
 		p.done <- err
+	}
+	return err
+}
+
+// writeAggregated writes the counts of the aggregation intervals that
+// have ended (all of them if all). A count that cannot be written now
+// waits for the next try: the log recovers, the counts stay. Called by the
+// writer without writeMu (sealing may ask the keystore).
+func (l *Log) writeAggregated(all bool) {
+	rs := l.agg.take(l.now(), all)
+	if len(rs) == 0 {
+		return
+	}
+	if l.failure() != nil {
+		l.agg.giveBack(rs)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.ShipTimeout)
+	defer cancel()
+	batch := make([]*pending, 0, len(rs))
+	for _, r := range rs {
+		r.NodeID = l.cfg.NodeID
+		e, err := l.seal(ctx, r)
+		if err != nil {
+			l.logger.Error("audit: cannot seal aggregated records, will retry", "error", err)
+			l.agg.giveBack(rs)
+			return
+		}
+		batch = append(batch, &pending{entry: e, done: make(chan error, 1)})
+	}
+	l.writeMu.Lock()
+	defer l.writeMu.Unlock()
+	if l.writeBatch(batch) != nil {
+		l.agg.giveBack(rs)
+		return
+	}
+	if l.unsigned >= l.cfg.CheckpointEvery {
+		l.checkpoint()
 	}
 }
 

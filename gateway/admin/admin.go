@@ -157,7 +157,7 @@ func (h *Handler) serve(c *call, e endpoint) (int, any, error) {
 	ip := h.cfg.ClientIP(r)
 	claimed := auth.ClaimedAccessKeyID(r)
 	if ok, _ := h.limiter.Allow(ip, claimed); !ok {
-		if err := h.audit(r.Context(), c, audit.RateLimited, "rate limited", claimed, ip, nil); err != nil {
+		if err := h.audit(r.Context(), c, audit.RateLimited, "rate limited", claimed, ip, nil, true); err != nil {
 			return 0, nil, err
 		}
 		return 0, nil, apiError(http.StatusTooManyRequests, "SlowDown", "Too many failed authentications; retry later.")
@@ -174,7 +174,7 @@ func (h *Handler) serve(c *call, e endpoint) (int, any, error) {
 		if p, ok := auth.ClaimantOf(err); ok {
 			claimant = &p // the key's tenant sees its failed logins
 		}
-		if aerr := h.audit(r.Context(), c, audit.AuthFailure, toError(err).Code, claimed, ip, claimant); aerr != nil {
+		if aerr := h.audit(r.Context(), c, audit.AuthFailure, toError(err).Code, claimed, ip, claimant, auth.Unproven(err)); aerr != nil {
 			return 0, nil, aerr
 		}
 		return 0, nil, err
@@ -198,7 +198,7 @@ func (h *Handler) serve(c *call, e endpoint) (int, any, error) {
 	if !c.who.operator() && keystore.Role(c.who.Role) != keystore.RoleAdmin {
 		// Writers and readers have no business here; record that they
 		// tried.
-		if err := h.audit(r.Context(), c, audit.AuthFailure, "AccessDenied", res.AccessKeyID, ip, &res.Principal); err != nil {
+		if err := h.audit(r.Context(), c, audit.AuthFailure, "AccessDenied", res.AccessKeyID, ip, &res.Principal, false); err != nil {
 			return 0, nil, err
 		}
 		return 0, nil, errForbidden
@@ -214,8 +214,10 @@ func (h *Handler) serve(c *call, e endpoint) (int, any, error) {
 	return e.serve(c)
 }
 
-func (h *Handler) audit(ctx context.Context, c *call, kind audit.Kind, reason, key string, ip netip.Addr, p *auth.Principal) error {
-	return h.auditRecord(ctx, c, audit.Record{Kind: kind, Reason: reason, Operation: "admin"}, key, ip, p)
+// audit appends an authentication result; aggregate marks a refusal that
+// cost its sender nothing, as on the S3 listener (gateway/authn.go).
+func (h *Handler) audit(ctx context.Context, c *call, kind audit.Kind, reason, key string, ip netip.Addr, p *auth.Principal, aggregate bool) error {
+	return h.auditRecord(ctx, c, audit.Record{Kind: kind, Reason: reason, Operation: "admin", Aggregate: aggregate}, key, ip, p)
 }
 
 func (h *Handler) auditRecord(ctx context.Context, c *call, rec audit.Record, key string, ip netip.Addr, p *auth.Principal) error {
