@@ -212,17 +212,18 @@ type Entry struct {
 //	reason | operation | request id | node id | sealed
 //
 // integers big endian, strings and sealed as uvarint length || bytes.
-// Aggregated records are version 2: version 1's fields, then of 1 |
-// count uvarint.
 const (
-	recordVersion     = 1
-	aggregatedVersion = 2
-	seqOffset         = 1
-	fixedPartSize     = 1 + 8 + 8 + 1 + 16 + 16 + 3*16
-	maxStringField    = 1024
+	recordVersion  = 1
+	seqOffset      = 1
+	fixedPartSize  = 1 + 8 + 8 + 1 + 16 + 16 + 3*16
+	maxStringField = 1024
 	// MaxRecordSize bounds an encoded record; Append refuses larger ones.
 	MaxRecordSize = 16 << 10
 )
+
+// aggregatedVersion is the version of Aggregated records: version 1's
+// fields, then of 1 | count uvarint.
+const aggregatedVersion = 2
 
 func (e *Entry) marshal() []byte {
 	b := make([]byte, 0, fixedPartSize+64+len(e.Sealed))
