@@ -18,9 +18,10 @@ type Error struct {
 	Code    string
 	Message string
 	Err     error
-	// Claimant, on a wrong signature made with an existing access key,
-	// is whom that key signs for: a failed login is its tenant's business
-	// too (ClaimantOf).
+	// Claimant, on a wrong signature made with an existing access key (or
+	// a right one whose request is refused for what its headers declare
+	// about the body), is whom that key signs for: a failed login is its
+	// tenant's business too (ClaimantOf).
 	Claimant *Principal
 
 	kind *Error // the sentinel this error is an instance of
@@ -48,13 +49,26 @@ func (e *Error) Is(target error) bool {
 }
 
 // ClaimantOf returns whom the access key of a request that failed with
-// err signs for, when the key exists and the signature was wrong.
+// err signs for, when the key exists and its signature was checked.
 func ClaimantOf(err error) (Principal, bool) {
 	var e *Error
 	if errors.As(err, &e) && e.Claimant != nil {
 		return *e.Claimant, true
 	}
 	return Principal{}, false
+}
+
+// Unproven reports whether err refused a request before any signature of
+// it was checked against a secret: no signature, a malformed one, an
+// unknown access key, a request out of its time window. Such a refusal
+// cost its sender nothing (it needs no secret, and only an unknown key
+// spends the address's limiter budget), so its audit record may be
+// aggregated (audit.Record.Aggregate). A wrong signature with an existing
+// key is not unproven: it is a guess at that key, bounded by the Limiter
+// and its tenant's business.
+func Unproven(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Claimant == nil && !errors.Is(err, ErrSignatureDoesNotMatch)
 }
 
 // with returns an instance of the sentinel e carrying the detail err.

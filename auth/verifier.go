@@ -219,6 +219,12 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request) (*Result, error)
 		ContentEncoding: stripAWSChunked(r.Header.Values("Content-Encoding")),
 	}
 	if err := v.body(r, in, key, payloadHash, res); err != nil {
+		var e *Error
+		if errors.As(err, &e) { // the signature was right: the key's tenant sees this refusal
+			c := *e
+			c.Claimant = &principal
+			return nil, &c
+		}
 		return nil, err
 	}
 	return res, nil

@@ -17,14 +17,18 @@ import (
 // any byte of the body is read, and fills in the caller and the verified
 // body.
 //
-// Failed signatures are rate limited per source address and per access key
-// (auth.Limiter): while either is over its budget, requests are answered
+// Failed signatures are rate limited per source address, per (address,
+// access key) pair, and per key for addresses that have not signed with it
+// recently (auth.Limiter): while a budget is spent, requests are answered
 // SlowDown before their signature is computed, so guessing a secret gets
-// no answer, and other keys and addresses are not slowed.
+// no answer, other keys and addresses are not slowed, and the key's owner
+// is still served from the addresses it signs from.
 //
 // Every result, success or failure with its reason, and every refusal by
 // the limiter is appended to the login audit before the request goes on;
 // a request whose audit record cannot be written is refused (fail closed).
+// Refusals that cost their sender nothing are aggregated per source
+// address past a few a minute (audit.AggregationConfig).
 func (s *Server) authenticate(ctx context.Context, r *http.Request, rq *request) error {
 	addr := auth.ClientIP(r, remoteAddr(r), s.cfg.TrustedProxies)
 	claimed := auth.ClaimedAccessKeyID(r)
@@ -33,21 +37,24 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, rq *request)
 	}
 	if ok, wait := s.limiter.Allow(addr, claimed); !ok {
 		rq.retryAfter = wait
-		if err := s.auditAuth(ctx, rq, audit.RateLimited, "rate limited", claimed, addr, nil); err != nil {
+		if err := s.auditAuth(ctx, rq, audit.RateLimited, "rate limited", claimed, addr, nil, true); err != nil {
 			return err
 		}
 		return s3Error("SlowDown", "Too many failed authentications; retry later.")
 	}
 	res, err := s.verifier.Verify(ctx, r)
-	if errors.Is(err, auth.ErrSignatureDoesNotMatch) || errors.Is(err, auth.ErrInvalidAccessKeyID) {
+	switch {
+	case errors.Is(err, auth.ErrSignatureDoesNotMatch):
 		s.limiter.Failure(addr, claimed)
+	case errors.Is(err, auth.ErrInvalidAccessKeyID):
+		s.limiter.Failure(addr, "") // no such key, no secret to guess: the address pays
 	}
 	if err != nil {
 		var claimant *auth.Principal
 		if p, ok := auth.ClaimantOf(err); ok {
 			claimant = &p // the key's tenant sees its failed logins
 		}
-		if aerr := s.auditAuth(ctx, rq, audit.AuthFailure, toAPIError(err).Code, claimed, addr, claimant); aerr != nil {
+		if aerr := s.auditAuth(ctx, rq, audit.AuthFailure, toAPIError(err).Code, claimed, addr, claimant, auth.Unproven(err)); aerr != nil {
 			return aerr
 		}
 		return err
@@ -56,7 +63,10 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, rq *request)
 		res.Body.Close()
 		return err
 	}
-	if err := s.auditAuth(ctx, rq, audit.AuthSuccess, "", res.AccessKeyID, addr, &res.Principal); err != nil {
+	if !res.Presigned { // a presigned URL proves only that it was handed out
+		s.limiter.Success(addr, res.AccessKeyID)
+	}
+	if err := s.auditAuth(ctx, rq, audit.AuthSuccess, "", res.AccessKeyID, addr, &res.Principal, false); err != nil {
 		return err
 	}
 	rq.caller = res.Principal
@@ -81,7 +91,8 @@ func (s *Server) checkAllowlist(ctx context.Context, rq *request, scope, reason,
 		return s3Error("ServiceUnavailable", "Access rules cannot be read on this node right now; retry.")
 	}
 	if !ok {
-		if err := s.auditAuth(ctx, rq, audit.AllowlistDeny, reason, accessKey, addr, p); err != nil {
+		// Before authentication (p nil) a denial proves nothing: aggregated.
+		if err := s.auditAuth(ctx, rq, audit.AllowlistDeny, reason, accessKey, addr, p, p == nil); err != nil {
 			return err
 		}
 		return s3Error("AccessDenied")
@@ -96,14 +107,18 @@ type Auditor interface {
 
 // auditAuth appends one authentication result. For a failure the tenant
 // and user of the claimed key, if it exists, are looked up so that the
-// tenant's review sees attacks on its keys.
-func (s *Server) auditAuth(ctx context.Context, rq *request, kind audit.Kind, reason, accessKey string, addr netip.Addr, p *auth.Principal) error {
+// tenant's review sees attacks on its keys. aggregate marks a refusal
+// that cost its sender nothing (no signature checked, or the limiter's or
+// the listener allowlist's refusal): the log may count it instead of
+// writing it (audit.Record.Aggregate), so that a flood of them cannot fill
+// the disk; the request is refused either way.
+func (s *Server) auditAuth(ctx context.Context, rq *request, kind audit.Kind, reason, accessKey string, addr netip.Addr, p *auth.Principal, aggregate bool) error {
 	if s.auditor == nil {
 		return nil
 	}
 	rec := audit.Record{
 		Kind: kind, Reason: reason, Operation: string(rq.route.Op), AccessKeyID: accessKey,
-		Bucket: rq.bucket, RequestID: rq.id,
+		Bucket: rq.bucket, RequestID: rq.id, Aggregate: aggregate,
 	}
 	if addr.IsValid() {
 		rec.SourceAddr = addr.String()

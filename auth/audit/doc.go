@@ -20,9 +20,29 @@
 // (Config.QueueSize); when it is full Append blocks until there is room or
 // its context ends. Append never drops a record silently: an error means the
 // record is not known to be durable, and the caller must fail its request
-// closed (the gateway answers 503 SlowDown or 500). After a write error the
-// log refuses every further record (ErrUnavailable) until it is reopened:
-// a log with a hole in it is worse than a refused request.
+// closed (the gateway answers 503). After a write error (a full disk) the
+// log refuses every record at once (ErrUnavailable) while it cannot write:
+// a log with a hole in it is worse than a refused request. It recovers by
+// itself (recovery.go): it rolls its files back to the last durable write
+// (cutting off a record or checkpoint the failed write left half written,
+// removing a segment it began), reads the active segment back to check it
+// holds exactly the records acknowledged, and takes records again once
+// 1 MiB can be written, retrying with backoff. Ready is the readiness
+// check that says why it refuses; Collectors has the metrics
+// (tresor_audit_writable).
+//
+// # Refusals that cost nothing
+//
+// A request without a signature, with a malformed one, with an unknown
+// access key, or refused by the limiter or a listener's allowlist costs its
+// sender nothing, and each used to add a record (about 205 bytes): a flood
+// of them could fill the disk. Such records are marked Record.Aggregate:
+// per minute, the first few from each address (and a bounded number in
+// all) are written in full, the others counted, and each count is written
+// as one Aggregated record (kind 6) when the minute ends, so they add at
+// most AggregationConfig.MaxFull + MaxGroups + 3 records a minute. A
+// review counts each refusal as if it had its own record. The request is
+// refused either way.
 //
 // # Personal data
 //

@@ -6,8 +6,8 @@ import "errors"
 var (
 	// ErrClosed is returned by Append after Close.
 	ErrClosed = errors.New("audit: log closed")
-	// ErrUnavailable is returned by Append once the log failed to write:
-	// the log stops taking records (fail closed) until it is reopened.
+	// ErrUnavailable is returned by Append while the log cannot write:
+	// it takes no records (fail closed) until it has recovered (Ready).
 	ErrUnavailable = errors.New("audit: log unavailable")
 	// ErrCorrupt means a file of the log does not parse.
 	ErrCorrupt = errors.New("audit: corrupt")

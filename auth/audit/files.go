@@ -240,15 +240,24 @@ func readCheckpointFrames(path string) ([]SignedCheckpoint, int64, error) {
 // the log's own checkpoints file), for handing replicated checkpoints to
 // Verify or `tresor audit verify --checkpoints`.
 func WriteCheckpoints(path string, cps []SignedCheckpoint) error {
+	b, err := encodeCheckpoints(cps)
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(path, b, 0o644)
+}
+
+// encodeCheckpoints frames cps.
+func encodeCheckpoints(cps []SignedCheckpoint) ([]byte, error) {
 	var b []byte
 	for _, c := range cps {
 		m, err := c.MarshalBinary()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		b = appendFrame(b, m)
 	}
-	return atomicfile.WriteFile(path, b, 0o644)
+	return b, nil
 }
 
 // ReadCheckpoints reads a file written by WriteCheckpoints.

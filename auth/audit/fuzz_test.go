@@ -14,6 +14,8 @@ func FuzzParseEntry(f *testing.F) {
 		e, _ := seal(record(i, t0), [16]byte{1}, k)
 		f.Add(e.marshal())
 	}
+	agg, _ := seal(Record{Time: t0, Kind: Aggregated, Of: AuthFailure, Count: 1234, SourceAddr: "198.51.100.1", Reason: "AccessDenied"}, [16]byte{}, k)
+	f.Add(agg.marshal())
 	f.Add([]byte{1})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := ParseEntry(b)

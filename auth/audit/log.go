@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tresor-gw/tresor/internal/atomicfile"
@@ -55,6 +56,17 @@ type Config struct {
 	ShipTimeout time.Duration
 	// Clock returns the time; nil means time.Now.
 	Clock func() time.Time
+	// RetryInterval is how long the log waits, after a write failed (a
+	// full disk, an I/O error), before it tries to write again; the wait
+	// doubles after every attempt that fails, up to MaxRetryInterval.
+	// Zero means 100 ms and 5 s.
+	RetryInterval, MaxRetryInterval time.Duration
+	// Aggregation bounds the records of refusals that cost their sender
+	// nothing (Record.Aggregate); zero fields take
+	// DefaultAggregationConfig's values.
+	Aggregation AggregationConfig
+
+	disk disk // nil: the real one (osDisk); tests set a FaultyDisk
 }
 
 // DefaultConfig returns a Config for dir with a checkpoint every 1,000
@@ -89,8 +101,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: config: ShipInterval is negative", ErrInvalid)
 	case c.SystemKey != nil && len(c.SystemKey) != 32:
 		return fmt.Errorf("%w: config: SystemKey must be 32 bytes", ErrInvalid)
+	case c.RetryInterval < 0 || c.MaxRetryInterval < 0:
+		return fmt.Errorf("%w: config: RetryInterval and MaxRetryInterval must not be negative", ErrInvalid)
 	}
-	return nil
+	return c.Aggregation.validate()
 }
 
 // Log is a node's append-only audit log. Append is safe for concurrent use.
@@ -100,6 +114,7 @@ type Log struct {
 	signer *Signer
 	system *recordKeys
 	now    func() time.Time
+	agg    *aggregator
 
 	queue     chan *pending
 	stop      chan struct{}
@@ -112,21 +127,46 @@ type Log struct {
 	shipCtx     context.Context
 	cancelShips context.CancelFunc
 
-	// failed is set once a write failed: Append then refuses (fail closed).
-	failMu sync.Mutex
-	failed error
+	// failed is set while the log cannot write: Append refuses (fail
+	// closed) and the writer tries to write again (resume). broken: the
+	// files do not hold what was written, and trying again cannot help.
+	failMu   sync.Mutex
+	failed   error
+	failedAt time.Time
+	broken   bool
+	attempts int
+	wake     chan struct{} // fail tells the writer to schedule a retry
+	stats    stats
 
 	// Owned by the writer goroutine, and by Prune under writeMu.
 	writeMu       sync.Mutex
+	disk          disk
 	frontier      Frontier
-	seg           *os.File
+	seg           file
+	segStart      Frontier // frontier before the first record of seg
 	segFirst      uint64
 	segSize       int64
 	segDay        int64
-	ckFile        *os.File
+	ckFile        file
 	lastCk        Checkpoint
 	unsigned      int
 	firstUnsigned time.Time
+	// good is the state of the files after the last write known durable:
+	// a failed write is rolled back to it.
+	good       mark
+	rolledBack bool // the failed write is rolled back; space is missing
+}
+
+// mark is a position in the log the files can be rolled back to.
+type mark struct {
+	frontier, segStart Frontier
+	segFirst           uint64
+	segSize, segDay    int64
+}
+
+// stats are the counters behind Collectors.
+type stats struct {
+	failures, refused, aggregated atomic.Int64
 }
 
 type pending struct {
@@ -148,6 +188,16 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	}
 	if cfg.ShipTimeout <= 0 {
 		cfg.ShipTimeout = 10 * time.Second
+	}
+	if cfg.RetryInterval == 0 {
+		cfg.RetryInterval = 100 * time.Millisecond
+	}
+	if cfg.MaxRetryInterval == 0 {
+		cfg.MaxRetryInterval = 5 * time.Second
+	}
+	cfg.MaxRetryInterval = max(cfg.MaxRetryInterval, cfg.RetryInterval)
+	if cfg.disk == nil {
+		cfg.disk = osDisk{}
 	}
 	now := cfg.Clock
 	if now == nil {
@@ -194,7 +244,8 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		cfg: cfg, logger: cfg.Logger, signer: signer, system: system, now: now,
 		queue: make(chan *pending, cfg.QueueSize), stop: make(chan struct{}), done: make(chan struct{}),
 		ship: make(chan SignedCheckpoint, 1), shipDone: make(chan struct{}),
-		frontier: st.frontier,
+		wake: make(chan struct{}, 1), disk: cfg.disk, frontier: st.frontier,
+		agg: newAggregator(cfg.Aggregation.withDefaults()),
 	}
 	l.shipCtx, l.cancelShips = context.WithCancel(context.Background())
 	if n := len(st.local); n > 0 {
@@ -207,7 +258,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if err := l.openTail(st); err != nil {
 		return nil, err
 	}
-	if l.ckFile, err = os.OpenFile(filepath.Join(cfg.Dir, checkpointsFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
+	if l.ckFile, err = l.disk.OpenFile(filepath.Join(cfg.Dir, checkpointsFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
 		l.seg.Close()
 		return nil, fmt.Errorf("audit: %w", err)
 	}
@@ -219,6 +270,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 			return nil, fmt.Errorf("audit: %w", err)
 		}
 	}
+	l.good = l.mark()
 	go l.writer()
 	go l.shipper()
 	if n := len(st.local); n > 0 && (len(replicated) == 0 || replicated[len(replicated)-1].Size < st.local[n-1].Size) {
@@ -233,7 +285,7 @@ func (l *Log) openTail(st *scanState) error {
 	if st.tail.path == "" {
 		return l.roll(l.now())
 	}
-	f, err := os.OpenFile(st.tail.path, os.O_WRONLY, 0)
+	f, err := l.disk.OpenFile(st.tail.path, os.O_WRONLY, 0)
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
@@ -249,6 +301,7 @@ func (l *Log) openTail(st *scanState) error {
 		return fmt.Errorf("audit: %w", err)
 	}
 	l.seg, l.segFirst, l.segSize = f, st.tail.first, st.tailEnd
+	l.segStart = st.tailStart
 	// The segment's day is that of its newest record: a record of a
 	// later day starts a new segment.
 	l.segDay = day(st.lastTime)
@@ -291,11 +344,13 @@ func (l *Log) LogID() [16]byte { return l.signer.logID }
 // Backpressure: while QueueSize records wait, Append blocks until there is
 // room or ctx ends. Append never drops a record silently: it returns an
 // error when the record is not known to be durable (ctx ended, the log is
-// closed, or it failed to write: ErrUnavailable, permanently), and the
-// caller must then fail its request closed. A ctx that ends after the
-// record was queued may still see it written.
+// closed, or it cannot write: ErrUnavailable, at once, until the log has
+// recovered, see Ready), and the caller must then fail its request
+// closed. A ctx that ends after the record was queued may still see it
+// written.
 func (l *Log) Append(ctx context.Context, r Record) error {
 	if err := l.failure(); err != nil {
+		l.stats.refused.Add(1)
 		return err
 	}
 	if r.Time.IsZero() {
@@ -306,6 +361,10 @@ func (l *Log) Append(ctx context.Context, r Record) error {
 	}
 	if err := validate(r); err != nil {
 		return err
+	}
+	if r.Aggregate && l.agg.count(r) {
+		l.stats.aggregated.Add(1)
+		return nil
 	}
 	e, err := l.seal(ctx, r)
 	if err != nil {
@@ -369,14 +428,44 @@ func (l *Log) failure() error {
 	return l.failed
 }
 
+// fail makes the log refuse records from now on, until the writer has
+// rolled the files back to the last durable write and can write again
+// (resume).
 func (l *Log) fail(err error) error {
 	l.failMu.Lock()
 	defer l.failMu.Unlock()
 	if l.failed == nil {
-		l.logger.Error("audit: log failed, refusing further records", "error", err)
+		l.logger.Error("audit: cannot write, refusing records until it can again", "error", err)
 		l.failed = fmt.Errorf("%w: %v", ErrUnavailable, err)
+		l.failedAt, l.attempts = l.now(), 0
+		l.stats.failures.Add(1)
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
 	}
 	return l.failed
+}
+
+// Ready reports whether the log takes records: nil, or why not. It is a
+// readiness check (gateway.Check): while the log cannot write, every
+// request that needs a record is refused, so a load balancer should send
+// clients elsewhere.
+func (l *Log) Ready(context.Context) error {
+	select {
+	case <-l.stop:
+		return ErrClosed
+	default:
+	}
+	l.failMu.Lock()
+	defer l.failMu.Unlock()
+	switch {
+	case l.failed == nil:
+		return nil
+	case l.broken:
+		return fmt.Errorf("%w (since %s); its files do not hold what was written, so it will not retry: run tresor audit verify, then restart", l.failed, l.failedAt.UTC().Format(time.RFC3339))
+	}
+	return fmt.Errorf("%w (since %s, %d attempts to write again failed; retrying)", l.failed, l.failedAt.UTC().Format(time.RFC3339), l.attempts)
 }
 
 // maxBatch bounds the records written between two fsyncs.
@@ -389,6 +478,12 @@ func (l *Log) writer() {
 	tick := time.NewTicker(min(l.cfg.CheckpointInterval, time.Second))
 	defer tick.Stop()
 	batch := make([]*pending, 0, maxBatch)
+	// After a failed write: retry fires the next attempt to write again,
+	// delay doubles after each failed one.
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	delay := l.cfg.RetryInterval
 	for {
 		select {
 		case p := <-l.queue:
@@ -403,28 +498,52 @@ func (l *Log) writer() {
 				}
 			}
 			l.writeMu.Lock()
-			l.writeBatch(batch)
+			if l.writeBatch(batch) != nil {
+				l.stats.refused.Add(int64(len(batch)))
+			}
 			if l.unsigned >= l.cfg.CheckpointEvery {
 				l.checkpoint()
 			}
 			l.writeMu.Unlock()
 		case <-tick.C:
+			l.writeAggregated(false)
 			l.writeMu.Lock()
 			if l.unsigned > 0 && l.now().Sub(l.firstUnsigned) >= l.cfg.CheckpointInterval {
 				l.checkpoint()
 			}
 			l.writeMu.Unlock()
+		case <-l.wake:
+			retry.Reset(delay)
+		case <-retry.C:
+			l.writeMu.Lock()
+			err := l.resume()
+			l.writeMu.Unlock()
+			switch {
+			case err == nil:
+				delay = l.cfg.RetryInterval
+			case !errors.Is(err, ErrCorrupt):
+				delay = min(2*delay, l.cfg.MaxRetryInterval)
+				retry.Reset(delay)
+			}
 		case <-l.stop:
 			l.writeMu.Lock()
+			// Leave the files as the last durable write left them, and
+			// take the records still queued if the disk has room again.
+			l.resume()
 			for {
 				select {
 				case p := <-l.queue:
-					l.writeBatch([]*pending{p})
+					if l.writeBatch([]*pending{p}) != nil {
+						l.stats.refused.Add(1)
+					}
 					continue
 				default:
 				}
 				break
 			}
+			l.writeMu.Unlock()
+			l.writeAggregated(true)
+			l.writeMu.Lock()
 			if l.unsigned > 0 {
 				l.checkpoint()
 			}
@@ -435,8 +554,8 @@ func (l *Log) writer() {
 }
 
 // writeBatch appends the batch and fsyncs once; every waiter learns the
-// outcome.
-func (l *Log) writeBatch(batch []*pending) {
+// outcome, and so does the caller.
+func (l *Log) writeBatch(batch []*pending) error {
 	err := l.failure()
 	if err == nil {
 		err = l.writeRecords(batch)
@@ -446,6 +565,44 @@ func (l *Log) writeBatch(batch []*pending) {
 	}
 	for _, p := range batch {
 		p.done <- err
+	}
+	return err
+}
+
+// writeAggregated writes the counts of the aggregation intervals that
+// have ended (all of them if all). A count that cannot be written now
+// waits for the next try: the log recovers, the counts stay. Called by the
+// writer without writeMu (sealing may ask the keystore).
+func (l *Log) writeAggregated(all bool) {
+	rs := l.agg.take(l.now(), all)
+	if len(rs) == 0 {
+		return
+	}
+	if l.failure() != nil {
+		l.agg.giveBack(rs)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.ShipTimeout)
+	defer cancel()
+	batch := make([]*pending, 0, len(rs))
+	for _, r := range rs {
+		r.NodeID = l.cfg.NodeID
+		e, err := l.seal(ctx, r)
+		if err != nil {
+			l.logger.Error("audit: cannot seal aggregated records, will retry", "error", err)
+			l.agg.giveBack(rs)
+			return
+		}
+		batch = append(batch, &pending{entry: e, done: make(chan error, 1)})
+	}
+	l.writeMu.Lock()
+	defer l.writeMu.Unlock()
+	if l.writeBatch(batch) != nil {
+		l.agg.giveBack(rs)
+		return
+	}
+	if l.unsigned >= l.cfg.CheckpointEvery {
+		l.checkpoint()
 	}
 }
 
@@ -487,7 +644,11 @@ func (l *Log) writeRecords(batch []*pending) error {
 	if err := flush(); err != nil {
 		return err
 	}
-	return l.seg.Sync()
+	if err := l.seg.Sync(); err != nil {
+		return err
+	}
+	l.good = l.mark()
+	return nil
 }
 
 // roll closes the current segment and starts a new one whose first record
@@ -509,14 +670,15 @@ func (l *Log) roll(t time.Time) error {
 	if _, err := os.Stat(path); err == nil {
 		return fmt.Errorf("%w: segment %s exists", ErrCorrupt, filepath.Base(path))
 	}
-	if err := atomicfile.WriteFile(path, segmentHeader(first), 0o600); err != nil {
+	if err := l.disk.WriteFile(path, segmentHeader(first), 0o600); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	f, err := l.disk.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		return err
 	}
 	l.seg, l.segFirst, l.segSize, l.segDay = f, first, int64(segmentHeaderSize), day(t)
+	l.segStart = l.frontier.Clone()
 	return nil
 }
 

@@ -226,7 +226,9 @@ func TestLog_AppendHonoursContextWhenQueueFull(t *testing.T) {
 func TestLog_FailsClosedAfterWriteError(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	l := openLog(t, testConfig(dir, 1000, nil, nil, nil))
+	cfg := testConfig(dir, 1000, nil, nil, nil)
+	cfg.RetryInterval = time.Hour // recovery is TestLog_RecoversAfterDiskFull's
+	l := openLog(t, cfg)
 	if err := l.Append(context.Background(), record(0, time.Time{})); err != nil {
 		t.Fatal(err)
 	}

@@ -25,11 +25,15 @@ const (
 	AllowlistDeny Kind = 3 // a source address outside an IP allowlist
 	AdminAction   Kind = 4 // an administrative change; Operation names it
 	RateLimited   Kind = 5 // refused by the failed-authentication limiter
+	// Aggregated stands for Count records of kind Of that were counted
+	// instead of written (Record.Aggregate, Config.Aggregation). Only the
+	// log writes it.
+	Aggregated Kind = 6
 )
 
 var kindNames = map[Kind]string{
 	AuthSuccess: "auth_success", AuthFailure: "auth_failure", AllowlistDeny: "allowlist_deny",
-	AdminAction: "admin_action", RateLimited: "rate_limited",
+	AdminAction: "admin_action", RateLimited: "rate_limited", Aggregated: "aggregated",
 }
 
 func (k Kind) String() string {
@@ -77,6 +81,21 @@ type Record struct {
 	Bucket      string
 	RequestID   string
 	NodeID      string
+	// Aggregate lets the log count the record into a summary instead of
+	// writing it, once its source address has had its share of full
+	// records in the current interval (Config.Aggregation). Set it for
+	// refusals of requests that proved nothing and cost their sender
+	// nothing (no signature, a malformed one, an unknown access key, the
+	// limiter's and the listener allowlist's refusals), so that a flood of
+	// them cannot fill the disk. Append returns nil for a counted record:
+	// its request is refused anyway.
+	Aggregate bool
+	// Of and Count describe an Aggregated record: Count records of kind Of
+	// from SourceAddr (empty: from addresses past Config.Aggregation's
+	// MaxGroups) with this Tenant and Reason, in the interval that ended
+	// by Time.
+	Of    Kind
+	Count uint64
 }
 
 // TenantKeys gives the secret a tenant's audit fields are sealed under.
@@ -181,6 +200,9 @@ type Entry struct {
 	NodeID     string
 	// Sealed is nonce || AES-256-GCM(accessKeyID, user, sourceAddr, bucket).
 	Sealed []byte
+	// Of and Count: see Record (Aggregated records only).
+	Of    Kind
+	Count uint64
 }
 
 // Encoding, version 1 (see FORMAT.md):
@@ -199,9 +221,17 @@ const (
 	MaxRecordSize = 16 << 10
 )
 
+// aggregatedVersion is the version of Aggregated records: version 1's
+// fields, then of 1 | count uvarint.
+const aggregatedVersion = 2
+
 func (e *Entry) marshal() []byte {
 	b := make([]byte, 0, fixedPartSize+64+len(e.Sealed))
-	b = append(b, recordVersion)
+	if e.Kind == Aggregated {
+		b = append(b, aggregatedVersion)
+	} else {
+		b = append(b, recordVersion)
+	}
 	b = binary.BigEndian.AppendUint64(b, e.Seq)
 	b = binary.BigEndian.AppendUint64(b, uint64(e.Time.UnixNano()))
 	b = append(b, byte(e.Kind))
@@ -215,14 +245,19 @@ func (e *Entry) marshal() []byte {
 		b = append(b, s...)
 	}
 	b = binary.AppendUvarint(b, uint64(len(e.Sealed)))
-	return append(b, e.Sealed...)
+	b = append(b, e.Sealed...)
+	if e.Kind == Aggregated {
+		b = append(b, byte(e.Of))
+		b = binary.AppendUvarint(b, e.Count)
+	}
+	return b
 }
 
 // ParseEntry decodes a record as stored. It refuses trailing bytes, so one
 // record has exactly one encoding.
 func ParseEntry(b []byte) (Entry, error) {
 	var e Entry
-	if len(b) < fixedPartSize || b[0] != recordVersion {
+	if len(b) < fixedPartSize || b[0] != recordVersion && b[0] != aggregatedVersion {
 		return e, fmt.Errorf("%w: record header", ErrCorrupt)
 	}
 	e.Seq = binary.BigEndian.Uint64(b[1:])
@@ -257,6 +292,20 @@ func ParseEntry(b []byte) (Entry, error) {
 	if len(v) > 0 {
 		e.Sealed = append([]byte(nil), v...)
 	}
+	if (b[0] == aggregatedVersion) != (e.Kind == Aggregated) {
+		return e, fmt.Errorf("%w: record version %d for kind %s", ErrCorrupt, b[0], e.Kind)
+	}
+	if e.Kind == Aggregated {
+		if len(rest) < 2 {
+			return e, fmt.Errorf("%w: aggregated record cut short", ErrCorrupt)
+		}
+		e.Of = Kind(rest[0])
+		n, k := binary.Uvarint(rest[1:])
+		if k <= 0 || k != uvarintLen(n) || n == 0 || !aggregatable(e.Of) {
+			return e, fmt.Errorf("%w: aggregate of %d records of kind %s", ErrCorrupt, n, e.Of)
+		}
+		e.Count, rest = n, rest[1+k:]
+	}
 	if len(rest) != 0 {
 		return e, fmt.Errorf("%w: %d trailing bytes in record", ErrCorrupt, len(rest))
 	}
@@ -283,7 +332,12 @@ func (e *Entry) aad() []byte {
 	b = binary.BigEndian.AppendUint64(b, uint64(e.Time.UnixNano()))
 	b = append(b, byte(e.Kind))
 	b = binary.AppendUvarint(b, uint64(len(e.RequestID)))
-	return append(b, e.RequestID...)
+	b = append(b, e.RequestID...)
+	if e.Kind == Aggregated {
+		b = append(b, byte(e.Of))
+		b = binary.AppendUvarint(b, e.Count)
+	}
+	return b
 }
 
 // seal builds the stored entry of r under keys k (key version kv).
@@ -294,6 +348,7 @@ func seal(r Record, kv [16]byte, k *recordKeys) (Entry, error) {
 		Addr:      k.tokenOf(fieldAddr, r.SourceAddr),
 		User:      k.tokenOf(fieldUser, r.User),
 		Reason:    r.Reason, Operation: r.Operation, RequestID: r.RequestID, NodeID: r.NodeID,
+		Of: r.Of, Count: r.Count,
 	}
 	var pt []byte
 	for _, s := range []string{r.AccessKeyID, r.User, r.SourceAddr, r.Bucket} {
@@ -312,7 +367,7 @@ func seal(r Record, kv [16]byte, k *recordKeys) (Entry, error) {
 func (e *Entry) open(k *recordKeys) (Record, error) {
 	r := Record{
 		Seq: e.Seq, Time: e.Time, Kind: e.Kind, Reason: e.Reason, Operation: e.Operation,
-		Tenant: e.Tenant, RequestID: e.RequestID, NodeID: e.NodeID,
+		Tenant: e.Tenant, RequestID: e.RequestID, NodeID: e.NodeID, Of: e.Of, Count: e.Count,
 	}
 	ns := k.seal.NonceSize()
 	if len(e.Sealed) < ns {
@@ -333,9 +388,23 @@ func (e *Entry) open(k *recordKeys) (Record, error) {
 	return r, nil
 }
 
+// aggregatable reports whether records of kind k may be counted into a
+// summary: refusals, never a success or an admin action.
+func aggregatable(k Kind) bool {
+	return k == AuthFailure || k == AllowlistDeny || k == RateLimited
+}
+
+// validate checks a record given to Append (Aggregated ones are the
+// log's own).
 func validate(r Record) error {
 	if r.Kind < AuthSuccess || r.Kind > RateLimited {
 		return fmt.Errorf("%w: record kind %d", ErrInvalid, r.Kind)
+	}
+	if r.Of != 0 || r.Count != 0 {
+		return fmt.Errorf("%w: Of and Count are for aggregated records", ErrInvalid)
+	}
+	if r.Aggregate && !aggregatable(r.Kind) {
+		return fmt.Errorf("%w: a %s record cannot be aggregated", ErrInvalid, r.Kind)
 	}
 	for _, s := range []string{r.Reason, r.Operation, r.RequestID, r.NodeID, r.AccessKeyID, r.User, r.SourceAddr, r.Bucket} {
 		if len(s) > maxStringField {
@@ -373,7 +442,7 @@ func (o *Opener) Open(ctx context.Context, e Entry) (Record, error) {
 	k, err := o.keysFor(ctx, e.Tenant, e.KeyVersion)
 	if err != nil {
 		r := Record{Seq: e.Seq, Time: e.Time, Kind: e.Kind, Reason: e.Reason, Operation: e.Operation,
-			Tenant: e.Tenant, RequestID: e.RequestID, NodeID: e.NodeID}
+			Tenant: e.Tenant, RequestID: e.RequestID, NodeID: e.NodeID, Of: e.Of, Count: e.Count}
 		return r, err
 	}
 	return e.open(k)

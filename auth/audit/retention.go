@@ -33,11 +33,11 @@ import (
 func (l *Log) Prune(ctx context.Context, before time.Time) (uint64, error) {
 	l.writeMu.Lock()
 	defer l.writeMu.Unlock()
-	if l.ckFile == nil {
-		return 0, ErrClosed
-	}
 	if err := l.failure(); err != nil {
 		return 0, err
+	}
+	if l.ckFile == nil {
+		return 0, ErrClosed
 	}
 	if l.unsigned > 0 {
 		l.checkpoint()
@@ -86,7 +86,7 @@ func (l *Log) Prune(ctx context.Context, before time.Time) (uint64, error) {
 	}
 	removed := next.Size - base.Size
 	if next.Size > base.Size {
-		if err := atomicfile.WriteFile(filepath.Join(dir, baseFile), marshalBase(next), 0o644); err != nil {
+		if err := l.disk.WriteFile(filepath.Join(dir, baseFile), marshalBase(next), 0o644); err != nil {
 			return 0, l.fail(err)
 		}
 		if err := l.rewriteCheckpoints(next.Size); err != nil {
@@ -164,9 +164,13 @@ func (l *Log) rewriteCheckpoints(size uint64) error {
 		return err
 	}
 	l.ckFile = nil
-	if err := WriteCheckpoints(path, keep); err != nil {
+	b, err := encodeCheckpoints(keep)
+	if err != nil {
 		return err
 	}
-	l.ckFile, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o644)
+	if err := l.disk.WriteFile(path, b, 0o644); err != nil {
+		return err
+	}
+	l.ckFile, err = l.disk.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o644)
 	return err
 }

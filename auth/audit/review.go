@@ -74,7 +74,11 @@ type Summary struct {
 	Records int          `json:"records"`
 	ByKind  map[Kind]int `json:"by_kind"`
 	// Opaque counts records in the window whose fields stayed sealed.
-	Opaque         int      `json:"opaque"`
+	Opaque int `json:"opaque"`
+	// Aggregated counts the refusals in the window that the log counted
+	// instead of writing one by one (Config.Aggregation): ByKind and the
+	// per-address counts include them, as if each had its own record.
+	Aggregated     int      `json:"aggregated,omitempty"`
 	FailuresByKey  []Count  `json:"failures_by_key,omitempty"`
 	FailuresByAddr []Count  `json:"failures_by_addr,omitempty"`
 	DeniedByAddr   []Count  `json:"denied_by_addr,omitempty"`
@@ -147,19 +151,27 @@ func Review(ctx context.Context, dir string, cfg ReviewConfig) (Summary, error) 
 			return nil
 		}
 		s.Records++
-		s.ByKind[e.Kind]++
-		switch e.Kind {
+		kind, n := e.Kind, 1
+		if e.Kind == Aggregated {
+			kind, n = e.Of, int(min(e.Count, 1<<31))
+			s.Aggregated += n
+			if e.Addr.IsZero() {
+				addr = otherAddresses
+			}
+		}
+		s.ByKind[kind] += n
+		switch kind {
 		case AuthFailure:
 			if !e.AccessKey.IsZero() {
-				fk[ident{tenant, ak}]++
+				fk[ident{tenant, ak}] += n
 			}
-			if !e.Addr.IsZero() {
-				fa[ident{tenant, addr}]++
+			if !e.Addr.IsZero() || e.Kind == Aggregated {
+				fa[ident{tenant, addr}] += n
 			}
 		case AllowlistDeny:
-			den[ident{tenant, addr}]++
+			den[ident{tenant, addr}] += n
 		case RateLimited:
-			rl[ident{tenant, addr}]++
+			rl[ident{tenant, addr}] += n
 		case AdminAction:
 			s.AdminActions = append(s.AdminActions, Event{Seq: e.Seq, Time: e.Time, Kind: e.Kind, Tenant: tenant, User: user, Operation: e.Operation, Reason: e.Reason})
 		}

@@ -142,6 +142,8 @@ type scanState struct {
 	// checkpoint cut short follows it when checkpointsTorn.
 	checkpointsEnd  int64
 	checkpointsTorn bool
+	// tailStart is the frontier before tail's first record.
+	tailStart Frontier
 }
 
 // scan reads dir once: base, checkpoints, then every record, calling each
@@ -304,6 +306,9 @@ func scan(ctx context.Context, dir string, pub PublicKeys, opts VerifyOptions, e
 		}
 		fr := newFrameReader(f, int64(segmentHeaderSize), MaxRecordSize)
 		last := si == len(segs)-1
+		if last {
+			st.tailStart = st.frontier.Clone()
+		}
 		for {
 			payload, err := fr.next()
 			if err == io.EOF {

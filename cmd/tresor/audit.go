@@ -215,6 +215,9 @@ func printSummary(w io.Writer, s audit.Summary) {
 	if s.Opaque > 0 {
 		fmt.Fprintf(w, " (%d with tenant fields sealed: ~ids are opaque per-tenant pseudonyms)", s.Opaque)
 	}
+	if s.Aggregated > 0 {
+		fmt.Fprintf(w, "; %d refusals counted in aggregated records (included below)", s.Aggregated)
+	}
 	fmt.Fprintln(w)
 	for _, k := range []audit.Kind{audit.AuthSuccess, audit.AuthFailure, audit.AllowlistDeny, audit.RateLimited, audit.AdminAction} {
 		fmt.Fprintf(w, "  %-15s %d\n", k, s.ByKind[k])

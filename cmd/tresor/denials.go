@@ -33,7 +33,9 @@ func newDenials(log *slog.Logger) *denials {
 
 // refused queues the record of a refused connection; it never blocks.
 func (d *denials) refused(listener string, ip netip.Addr) {
-	rec := audit.Record{Kind: audit.AllowlistDeny, Reason: listener + " allowlist", Operation: listener + "-connect"}
+	// Aggregate: a refused connection proves nothing, and a flood of them
+	// must not fill the audit's disk (audit.AggregationConfig).
+	rec := audit.Record{Kind: audit.AllowlistDeny, Reason: listener + " allowlist", Operation: listener + "-connect", Aggregate: true}
 	if ip.IsValid() {
 		rec.SourceAddr = ip.String()
 	}

@@ -125,6 +125,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(alog.Collectors()...)
 	gcfg := gateway.DefaultConfig()
 	gcfg.Region = cfg.Region
 	gcfg.Domains = cfg.Domains
@@ -185,6 +186,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				_, err := be.List(ctx, "tresor-health", backend.ListOptions{MaxKeys: 1})
 				return err
 			},
+			// Not ready while the login audit cannot write: every request is refused then.
+			"audit": alog.Ready,
 		}),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

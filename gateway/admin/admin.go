@@ -157,21 +157,24 @@ func (h *Handler) serve(c *call, e endpoint) (int, any, error) {
 	ip := h.cfg.ClientIP(r)
 	claimed := auth.ClaimedAccessKeyID(r)
 	if ok, _ := h.limiter.Allow(ip, claimed); !ok {
-		if err := h.audit(r.Context(), c, audit.RateLimited, "rate limited", claimed, ip, nil); err != nil {
+		if err := h.audit(r.Context(), c, audit.RateLimited, "rate limited", claimed, ip, nil, true); err != nil {
 			return 0, nil, err
 		}
 		return 0, nil, apiError(http.StatusTooManyRequests, "SlowDown", "Too many failed authentications; retry later.")
 	}
 	res, err := h.verifier.Verify(r.Context(), r)
-	if errors.Is(err, auth.ErrSignatureDoesNotMatch) || errors.Is(err, auth.ErrInvalidAccessKeyID) {
+	switch { // as the S3 listener does (gateway/authn.go)
+	case errors.Is(err, auth.ErrSignatureDoesNotMatch):
 		h.limiter.Failure(ip, claimed)
+	case errors.Is(err, auth.ErrInvalidAccessKeyID):
+		h.limiter.Failure(ip, "") // no such key, no secret to guess: the address pays
 	}
 	if err != nil {
 		var claimant *auth.Principal
 		if p, ok := auth.ClaimantOf(err); ok {
 			claimant = &p // the key's tenant sees its failed logins
 		}
-		if aerr := h.audit(r.Context(), c, audit.AuthFailure, toError(err).Code, claimed, ip, claimant); aerr != nil {
+		if aerr := h.audit(r.Context(), c, audit.AuthFailure, toError(err).Code, claimed, ip, claimant, auth.Unproven(err)); aerr != nil {
 			return 0, nil, aerr
 		}
 		return 0, nil, err
@@ -184,6 +187,9 @@ func (h *Handler) serve(c *call, e endpoint) (int, any, error) {
 	if len(body) > maxBody {
 		return 0, nil, errTooLarge
 	}
+	if !res.Presigned { // a presigned URL proves only that it was handed out
+		h.limiter.Success(ip, res.AccessKeyID)
+	}
 	c.body = body
 	c.who = caller{Principal: res.Principal, accessKey: res.AccessKeyID, ip: ip}
 	// Admin reads see the latest committed state, not a possibly stale
@@ -192,7 +198,7 @@ func (h *Handler) serve(c *call, e endpoint) (int, any, error) {
 	if !c.who.operator() && keystore.Role(c.who.Role) != keystore.RoleAdmin {
 		// Writers and readers have no business here; record that they
 		// tried.
-		if err := h.audit(r.Context(), c, audit.AuthFailure, "AccessDenied", res.AccessKeyID, ip, &res.Principal); err != nil {
+		if err := h.audit(r.Context(), c, audit.AuthFailure, "AccessDenied", res.AccessKeyID, ip, &res.Principal, false); err != nil {
 			return 0, nil, err
 		}
 		return 0, nil, errForbidden
@@ -208,8 +214,10 @@ func (h *Handler) serve(c *call, e endpoint) (int, any, error) {
 	return e.serve(c)
 }
 
-func (h *Handler) audit(ctx context.Context, c *call, kind audit.Kind, reason, key string, ip netip.Addr, p *auth.Principal) error {
-	return h.auditRecord(ctx, c, audit.Record{Kind: kind, Reason: reason, Operation: "admin"}, key, ip, p)
+// audit appends an authentication result; aggregate marks a refusal that
+// cost its sender nothing, as on the S3 listener (gateway/authn.go).
+func (h *Handler) audit(ctx context.Context, c *call, kind audit.Kind, reason, key string, ip netip.Addr, p *auth.Principal, aggregate bool) error {
+	return h.auditRecord(ctx, c, audit.Record{Kind: kind, Reason: reason, Operation: "admin", Aggregate: aggregate}, key, ip, p)
 }
 
 func (h *Handler) auditRecord(ctx context.Context, c *call, rec audit.Record, key string, ip netip.Addr, p *auth.Principal) error {

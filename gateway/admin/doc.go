@@ -13,7 +13,8 @@
 // is the S3 one; a signed admin request cannot be replayed as an S3 request
 // that does anything (the signature covers the path /admin/v1/..., and an
 // operator's key is unknown to the S3 API). Failed signatures are rate
-// limited per key and per address (auth.Limiter), as on the S3 listener.
+// limited per address, per (address, key) and per key for addresses that
+// have not signed with it recently (auth.Limiter), as on the S3 listener.
 //
 // # Authorization
 //
