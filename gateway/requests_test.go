@@ -173,7 +173,7 @@ func TestGateway_ContinuationToken(t *testing.T) {
 	}
 	var got []string
 	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: aws.String("pages"), MaxKeys: aws.Int32(2)})
-	for p.HasMorePages() {
+	for pages := 0; p.HasMorePages() && pages < 10; pages++ { // bounded: a wrong token could loop
 		page, err := p.NextPage(ctx)
 		if err != nil {
 			t.Fatal(err)
