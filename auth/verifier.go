@@ -116,9 +116,9 @@ type Result struct {
 	// Content-Length header for a plain body, x-amz-decoded-content-length
 	// for an aws-chunked one (or for a plain body sent with
 	// Transfer-Encoding: chunked); -1 if undeclared, which includes a
-	// plain request with neither Content-Length nor Transfer-Encoding (S3 itself answers MissingContentLength then; whether
-	// to is the caller's choice). Body fails unless exactly this many
-	// bytes arrive.
+	// plain request with neither Content-Length nor Transfer-Encoding (S3
+	// itself answers MissingContentLength then; whether to is the
+	// caller's choice). Body fails unless exactly this many bytes arrive.
 	DecodedLength int64
 	// ContentEncoding is the request's Content-Encoding without the
 	// aws-chunked token, which describes only the transfer and must not
