@@ -138,6 +138,11 @@ var (
 	ErrMalformedTrailer = sentinel("MalformedTrailerError",
 		"The request contained trailing data that was not well-formed or did not conform to our published schema.")
 	ErrInvalidArgument = sentinel("InvalidArgument", "Invalid Argument.")
+	// ErrInvalidToken is a request carrying a session token
+	// (x-amz-security-token, header or query). tresor has no STS and
+	// issues no temporary credentials, so any token is one it cannot
+	// honour; S3 answers a token it cannot validate this way.
+	ErrInvalidToken = sentinel("InvalidToken", "The provided token is malformed or otherwise invalid.")
 )
 
 // ErrUnknownAccessKey is what a Secrets implementation returns for an access

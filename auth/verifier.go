@@ -112,12 +112,13 @@ type Result struct {
 	// trustworthy until it has returned io.EOF: consumers must commit only
 	// then. Closing it closes the request body.
 	Body io.ReadCloser
-	// DecodedLength is the payload's length as declared: Content-Length
-	// for a plain body, x-amz-decoded-content-length for an aws-chunked
-	// one (or for a plain body sent with Transfer-Encoding: chunked); -1
-	// if undeclared (S3 itself answers MissingContentLength then; whether
-	// to is the caller's choice). Body fails unless exactly this many
-	// bytes arrive.
+	// DecodedLength is the payload's length as declared: the
+	// Content-Length header for a plain body, x-amz-decoded-content-length
+	// for an aws-chunked one (or for a plain body sent with
+	// Transfer-Encoding: chunked); -1 if undeclared, which includes a
+	// plain request with neither Content-Length nor Transfer-Encoding (S3
+	// itself answers MissingContentLength then; whether to is the
+	// caller's choice). Body fails unless exactly this many bytes arrive.
 	DecodedLength int64
 	// ContentEncoding is the request's Content-Encoding without the
 	// aws-chunked token, which describes only the transfer and must not
@@ -156,6 +157,9 @@ type request struct {
 // ErrUnknownAccessKey, which is returned wrapped for the caller to answer
 // InternalError. A request without any signature is ErrAnonymous.
 func (v *Verifier) Verify(ctx context.Context, r *http.Request) (*Result, error) {
+	if hasSessionToken(r) {
+		return nil, ErrInvalidToken.with(errors.New("session token sent; tresor issues none"))
+	}
 	in, err := v.parse(r)
 	if err != nil {
 		return nil, err
@@ -228,6 +232,19 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request) (*Result, error)
 		return nil, err
 	}
 	return res, nil
+}
+
+// hasSessionToken reports whether r carries an STS session token, in the
+// x-amz-security-token header or the X-Amz-Security-Token query parameter
+// of a presigned URL. Such a token would be signed with the rest and then
+// ignored; refusing it keeps a client from believing its temporary,
+// scoped credentials are what authorized the request.
+func hasSessionToken(r *http.Request) bool {
+	if _, ok := r.Header["X-Amz-Security-Token"]; ok {
+		return true
+	}
+	_, ok := r.URL.Query()["X-Amz-Security-Token"]
+	return ok
 }
 
 // parse finds and parses the one authentication the request carries.
@@ -434,7 +451,7 @@ func (v *Verifier) body(r *http.Request, in request, key []byte, payloadHash str
 		}
 		cr := newChunkedReader(raw, signer, payloadHash == streamingSignedTrailer, decoded, plan.trailer)
 		src, trailers = cr, cr.trailer
-	} else if r.ContentLength >= 0 {
+	} else if declaresLength(r) {
 		decoded = r.ContentLength
 	}
 
@@ -453,6 +470,19 @@ func (v *Verifier) body(r *http.Request, in request, key []byte, payloadHash str
 	res.DecodedLength = decoded
 	res.sums = sums
 	return nil
+}
+
+// declaresLength reports whether a plain body's length is declared: a
+// Content-Length header was sent. Go's server gives a request with neither
+// Content-Length nor Transfer-Encoding a ContentLength of 0, the length of
+// the body HTTP says it has; but the client declared nothing, and storing
+// that as an empty object would lose whatever it meant to send (S3 answers
+// MissingContentLength).
+func declaresLength(r *http.Request) bool {
+	if r.ContentLength > 0 {
+		return true
+	}
+	return r.ContentLength == 0 && len(r.Header.Values("Content-Length")) > 0
 }
 
 // decodedLength parses x-amz-decoded-content-length, -1 if absent.

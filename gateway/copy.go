@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/tresor-gw/tresor/gateway/backend"
@@ -156,6 +157,64 @@ func (s *Server) copyOnce(ctx context.Context, r *http.Request, rq *request, dir
 	return out, nil
 }
 
+// copyRange resolves UploadPartCopy's x-amz-copy-source-range against
+// the source's plaintext size to an inclusive [start, end]; no header is
+// the whole source (end = -1 for an empty one). It is stricter than a
+// GET's Range, which S3 ignores when malformed and clamps at the end:
+// a copy of other bytes than the ones named would be a different part.
+// The answers are S3's: "bytes=first-last" with first <= last or
+// InvalidArgument; a first byte past the source, InvalidRequest; a last
+// byte past it, InvalidArgument naming the size; more than a part can
+// hold (5 GiB), InvalidRequest.
+func copyRange(values []string, size int64) (start, end int64, err error) {
+	start, end = 0, size-1
+	if len(values) > 0 {
+		if start, end, err = parseCopyRange(values, size); err != nil {
+			return 0, 0, err
+		}
+	}
+	if end-start+1 > maxPartSize {
+		return 0, 0, s3Error("InvalidRequest", fmt.Sprintf("The specified copy source is larger than the maximum allowable size for a copy source: %d", int64(maxPartSize)))
+	}
+	return start, end, nil
+}
+
+func parseCopyRange(values []string, size int64) (start, end int64, err error) {
+	v := values[0]
+	first, last, ok := strings.Cut(strings.TrimPrefix(v, "bytes="), "-")
+	start, err1 := strconv.ParseInt(first, 10, 64)
+	end, err2 := strconv.ParseInt(last, 10, 64)
+	if len(values) > 1 || !strings.HasPrefix(v, "bytes=") || !ok || !digits(first) || !digits(last) ||
+		err1 != nil || err2 != nil || start > end {
+		e := s3Error("InvalidArgument", "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy")
+		e.ArgumentName, e.ArgumentValue = "x-amz-copy-source-range", v
+		return 0, 0, e
+	}
+	switch {
+	case start >= size:
+		return 0, 0, s3Error("InvalidRequest", "The specified copy range is invalid for the source object size")
+	case end >= size:
+		e := s3Error("InvalidArgument", fmt.Sprintf("Range specified is not valid for source object of size: %d", size))
+		e.ArgumentName, e.ArgumentValue = "x-amz-copy-source-range", v
+		return 0, 0, e
+	}
+	return start, end, nil
+}
+
+// digits reports whether s is a non-empty run of ASCII digits (no sign,
+// no spaces, which strconv.ParseInt would take or report alike).
+func digits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // uploadPartCopy decrypts the source (range) and encrypts it again as a
 // part of the destination upload: parts are encrypted under the upload's
 // own keys, so ciphertext can never be copied across (DESIGN.md trap 6).
@@ -177,16 +236,11 @@ func (s *Server) uploadPartCopy(ctx context.Context, w http.ResponseWriter, r *h
 		if err != nil {
 			return err
 		}
-		start, end := int64(0), layout.Size()-1
-		if v := r.Header.Get("X-Amz-Copy-Source-Range"); v != "" {
-			start, end, err = envelope.ParseRange(v, layout.Size())
-			if err != nil {
-				return s3Error("InvalidArgument", "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy")
-			}
+		start, end, err := copyRange(r.Header.Values("X-Amz-Copy-Source-Range"), layout.Size())
+		if err != nil {
+			return err
 		}
-		if size = end - start + 1; size > maxPartSize {
-			return s3Error("EntityTooLarge")
-		}
+		size = end - start + 1
 		if size == 0 {
 			break
 		}

@@ -18,6 +18,11 @@ type APIError struct {
 	Code    string
 	Status  int
 	Message string
+	// Header names the request header a refusal is about, ArgumentName
+	// and ArgumentValue the argument an InvalidArgument is about; S3
+	// sends them as elements of the error document. Empty ones are left
+	// out.
+	Header, ArgumentName, ArgumentValue string
 }
 
 func (e *APIError) Error() string { return e.Code + ": " + e.Message }
@@ -70,6 +75,14 @@ var s3Errors = map[string]APIError{
 	"MaxMessageLengthExceeded":           {Status: http.StatusBadRequest, Message: "Your request was too big."},
 	"InvalidLocationConstraint":          {Status: http.StatusBadRequest, Message: "The specified location-constraint is not valid"},
 	"IllegalLocationConstraintException": {Status: http.StatusBadRequest, Message: "The location constraint is incompatible for the region specific endpoint this request was sent to."},
+
+	// Refusals of request headers that promise what tresor does not do
+	// (headers.go), and of session tokens, which tresor never issues.
+	"AccessControlListNotSupported":       {Status: http.StatusBadRequest, Message: "The bucket does not allow ACLs."},
+	"InvalidBucketAclWithObjectOwnership": {Status: http.StatusBadRequest, Message: "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting"},
+	"InvalidStorageClass":                 {Status: http.StatusBadRequest, Message: "The storage class you specified is not valid"},
+	"InvalidToken":                        {Status: http.StatusBadRequest, Message: "The provided token is malformed or otherwise invalid."},
+	"KMS.NotFoundException":               {Status: http.StatusBadRequest, Message: "The request was rejected because the specified entity or resource could not be found."},
 }
 
 // s3Error returns the table's error for code with an optional message that
@@ -157,12 +170,15 @@ func toAPIError(err error) *APIError {
 
 // errorBody is S3's error document.
 type errorBody struct {
-	XMLName   xml.Name `xml:"Error"`
-	Code      string   `xml:"Code"`
-	Message   string   `xml:"Message"`
-	Resource  string   `xml:"Resource,omitempty"`
-	RequestID string   `xml:"RequestId"`
-	HostID    string   `xml:"HostId"`
+	XMLName       xml.Name `xml:"Error"`
+	Code          string   `xml:"Code"`
+	Message       string   `xml:"Message"`
+	Header        string   `xml:"Header,omitempty"`
+	ArgumentName  string   `xml:"ArgumentName,omitempty"`
+	ArgumentValue string   `xml:"ArgumentValue,omitempty"`
+	Resource      string   `xml:"Resource,omitempty"`
+	RequestID     string   `xml:"RequestId"`
+	HostID        string   `xml:"HostId"`
 }
 
 // writeError answers with e as S3's XML error document. HEAD responses
@@ -178,10 +194,13 @@ func writeError(w http.ResponseWriter, r *http.Request, reqID string, e *APIErro
 	}
 	_, _ = w.Write([]byte(xml.Header))
 	_ = xml.NewEncoder(w).Encode(errorBody{
-		Code:      e.Code,
-		Message:   e.Message,
-		Resource:  r.URL.Path,
-		RequestID: reqID,
-		HostID:    reqID,
+		Code:          e.Code,
+		Message:       e.Message,
+		Header:        e.Header,
+		ArgumentName:  e.ArgumentName,
+		ArgumentValue: e.ArgumentValue,
+		Resource:      r.URL.Path,
+		RequestID:     reqID,
+		HostID:        reqID,
 	})
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -99,7 +100,7 @@ func (s *Server) uploadPart(ctx context.Context, w http.ResponseWriter, r *http.
 	if err != nil {
 		return err
 	}
-	size, err := rq.plaintextLength(maxPartSize)
+	size, err := rq.plaintextLength(r, maxPartSize)
 	if err != nil {
 		return err
 	}
@@ -172,6 +173,9 @@ func (s *Server) completeMultipartUpload(ctx context.Context, w http.ResponseWri
 		}
 		sizes = append(sizes, envelope.PartSize{Number: p.Number, Size: plain})
 	}
+	if err := checkObjectSize(r, sizes); err != nil {
+		return err
+	}
 	manifest, err := env.SealManifest(sizes)
 	if err != nil {
 		return err
@@ -194,6 +198,31 @@ func (s *Server) completeMultipartUpload(ctx context.Context, w http.ResponseWri
 		return s.completedBefore(ctx, w, rq, id, err)
 	}
 	return s.writeCompleted(w, rq, info.ETag)
+}
+
+// checkObjectSize holds a completion to x-amz-mp-object-size, the size
+// the client expects the object to have: S3 refuses the completion
+// (InvalidRequest) when the parts add up to another.
+func checkObjectSize(r *http.Request, sizes []envelope.PartSize) error {
+	v, ok := r.Header["X-Amz-Mp-Object-Size"]
+	if !ok {
+		return nil
+	}
+	want, err := strconv.ParseInt(v[0], 10, 64)
+	switch {
+	case err != nil || len(v) > 1:
+		return s3Error("InvalidRequest", "Value for x-amz-mp-object-size header is invalid: '"+truncateValue(v[0])+"'")
+	case want < 0:
+		return s3Error("InvalidRequest", fmt.Sprintf("Value for x-amz-mp-object-size header is less than zero: '%d'", want))
+	}
+	var got int64
+	for _, p := range sizes {
+		got += p.Size
+	}
+	if got != want {
+		return s3Error("InvalidRequest", fmt.Sprintf("The provided 'x-amz-mp-object-size' header value %d does not match what was computed: %d", want, got))
+	}
+	return nil
 }
 
 func (s *Server) writeCompleted(w http.ResponseWriter, rq *request, etag string) error {

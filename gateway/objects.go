@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/tresor-gw/tresor/gateway/backend"
 	"github.com/tresor-gw/tresor/gateway/envelope"
@@ -35,7 +36,7 @@ const (
 // tenant's, stable across its key versions.
 func sseHeaders(h http.Header, tenant keystore.ID) {
 	h.Set("x-amz-server-side-encryption", "aws:kms")
-	h.Set("x-amz-server-side-encryption-aws-kms-key-id", "tresor:tenant/"+tenant.String())
+	h.Set("x-amz-server-side-encryption-aws-kms-key-id", tenantKeyID(tenant))
 }
 
 func (rq *request) binding() envelope.Binding {
@@ -44,9 +45,21 @@ func (rq *request) binding() envelope.Binding {
 
 // plaintextLength is the request body's declared plaintext length:
 // x-amz-decoded-content-length for aws-chunked bodies, else Content-Length.
-// S3 refuses bodies of unknown length with MissingContentLength.
-func (rq *request) plaintextLength(limit int64) (int64, error) {
+// The ciphertext's length, which the backend PUT must declare, follows
+// from it, so a body of unknown length cannot be stored. S3 refuses one
+// with MissingContentLength (411), both a request with neither
+// Content-Length nor Transfer-Encoding and an aws-chunked one without
+// x-amz-decoded-content-length, and a plain (not aws-chunked) body sent
+// with Transfer-Encoding: chunked with NotImplemented naming that header.
+// Clients that stream (boto3, aws cli, minio-go) send aws-chunked with
+// x-amz-decoded-content-length, which is served.
+func (rq *request) plaintextLength(r *http.Request, limit int64) (int64, error) {
 	if rq.length < 0 {
+		if len(r.TransferEncoding) > 0 && !strings.HasPrefix(r.Header.Get("X-Amz-Content-Sha256"), "STREAMING-") {
+			e := s3Error("NotImplemented", "A header you provided implies functionality that is not implemented")
+			e.Header = "Transfer-Encoding"
+			return 0, e
+		}
 		return 0, s3Error("MissingContentLength")
 	}
 	if rq.length > limit {
@@ -70,7 +83,7 @@ func sealMeta(env *envelope.Envelope, meta map[string]string) (backend.Metadata,
 }
 
 func (s *Server) putObject(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) error {
-	size, err := rq.plaintextLength(maxPutSize)
+	size, err := rq.plaintextLength(r, maxPutSize)
 	if err != nil {
 		return err
 	}

@@ -179,6 +179,9 @@ func (s *Server) serve(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	if err := s.authorize(ctx, rq, op.access); err != nil {
 		return err
 	}
+	if err := checkHeaders(r, rq); err != nil {
+		return err
+	}
 	return op.serve(s, ctx, w, r, rq)
 }
 

@@ -42,7 +42,7 @@ type versioningConfiguration struct {
 }
 
 type listObject struct {
-	Key          string `xml:"Key"`
+	Key          xmlKey `xml:"Key"`
 	LastModified string `xml:"LastModified"`
 	ETag         string `xml:"ETag"`
 	Size         int64  `xml:"Size"`
@@ -51,18 +51,18 @@ type listObject struct {
 }
 
 type commonPrefix struct {
-	Prefix string `xml:"Prefix"`
+	Prefix xmlKey `xml:"Prefix"`
 }
 
 type listBucketResult struct {
 	XMLName        xml.Name       `xml:"ListBucketResult"`
 	Xmlns          string         `xml:"xmlns,attr"`
 	Name           string         `xml:"Name"`
-	Prefix         string         `xml:"Prefix"`
-	Marker         string         `xml:"Marker"`
-	NextMarker     string         `xml:"NextMarker,omitempty"`
+	Prefix         xmlKey         `xml:"Prefix"`
+	Marker         xmlKey         `xml:"Marker"`
+	NextMarker     xmlKey         `xml:"NextMarker,omitempty"`
 	MaxKeys        int            `xml:"MaxKeys"`
-	Delimiter      string         `xml:"Delimiter,omitempty"`
+	Delimiter      xmlKey         `xml:"Delimiter,omitempty"`
 	EncodingType   string         `xml:"EncodingType,omitempty"`
 	IsTruncated    bool           `xml:"IsTruncated"`
 	Contents       []listObject   `xml:"Contents"`
@@ -73,13 +73,13 @@ type listBucketV2Result struct {
 	XMLName               xml.Name       `xml:"ListBucketResult"`
 	Xmlns                 string         `xml:"xmlns,attr"`
 	Name                  string         `xml:"Name"`
-	Prefix                string         `xml:"Prefix"`
-	StartAfter            string         `xml:"StartAfter,omitempty"`
+	Prefix                xmlKey         `xml:"Prefix"`
+	StartAfter            xmlKey         `xml:"StartAfter,omitempty"`
 	ContinuationToken     string         `xml:"ContinuationToken,omitempty"`
 	NextContinuationToken string         `xml:"NextContinuationToken,omitempty"`
 	KeyCount              int            `xml:"KeyCount"`
 	MaxKeys               int            `xml:"MaxKeys"`
-	Delimiter             string         `xml:"Delimiter,omitempty"`
+	Delimiter             xmlKey         `xml:"Delimiter,omitempty"`
 	EncodingType          string         `xml:"EncodingType,omitempty"`
 	IsTruncated           bool           `xml:"IsTruncated"`
 	Contents              []listObject   `xml:"Contents"`
@@ -87,7 +87,7 @@ type listBucketV2Result struct {
 }
 
 type objectVersion struct {
-	Key          string `xml:"Key"`
+	Key          xmlKey `xml:"Key"`
 	VersionID    string `xml:"VersionId"`
 	IsLatest     bool   `xml:"IsLatest"`
 	LastModified string `xml:"LastModified"`
@@ -101,13 +101,13 @@ type listVersionsResult struct {
 	XMLName             xml.Name        `xml:"ListVersionsResult"`
 	Xmlns               string          `xml:"xmlns,attr"`
 	Name                string          `xml:"Name"`
-	Prefix              string          `xml:"Prefix"`
-	KeyMarker           string          `xml:"KeyMarker"`
+	Prefix              xmlKey          `xml:"Prefix"`
+	KeyMarker           xmlKey          `xml:"KeyMarker"`
 	VersionIDMarker     string          `xml:"VersionIdMarker"`
-	NextKeyMarker       string          `xml:"NextKeyMarker,omitempty"`
+	NextKeyMarker       xmlKey          `xml:"NextKeyMarker,omitempty"`
 	NextVersionIDMarker string          `xml:"NextVersionIdMarker,omitempty"`
 	MaxKeys             int             `xml:"MaxKeys"`
-	Delimiter           string          `xml:"Delimiter,omitempty"`
+	Delimiter           xmlKey          `xml:"Delimiter,omitempty"`
 	EncodingType        string          `xml:"EncodingType,omitempty"`
 	IsTruncated         bool            `xml:"IsTruncated"`
 	Versions            []objectVersion `xml:"Version"`
@@ -233,7 +233,7 @@ type listPartsResult struct {
 }
 
 type uploadInfo struct {
-	Key          string `xml:"Key"`
+	Key          xmlKey `xml:"Key"`
 	UploadID     string `xml:"UploadId"`
 	Initiator    owner  `xml:"Initiator"`
 	Owner        owner  `xml:"Owner"`
@@ -245,12 +245,12 @@ type listMultipartUploadsResult struct {
 	XMLName            xml.Name       `xml:"ListMultipartUploadsResult"`
 	Xmlns              string         `xml:"xmlns,attr"`
 	Bucket             string         `xml:"Bucket"`
-	KeyMarker          string         `xml:"KeyMarker"`
+	KeyMarker          xmlKey         `xml:"KeyMarker"`
 	UploadIDMarker     string         `xml:"UploadIdMarker"`
-	NextKeyMarker      string         `xml:"NextKeyMarker,omitempty"`
+	NextKeyMarker      xmlKey         `xml:"NextKeyMarker,omitempty"`
 	NextUploadIDMarker string         `xml:"NextUploadIdMarker,omitempty"`
-	Prefix             string         `xml:"Prefix"`
-	Delimiter          string         `xml:"Delimiter,omitempty"`
+	Prefix             xmlKey         `xml:"Prefix"`
+	Delimiter          xmlKey         `xml:"Delimiter,omitempty"`
 	MaxUploads         int            `xml:"MaxUploads"`
 	EncodingType       string         `xml:"EncodingType,omitempty"`
 	IsTruncated        bool           `xml:"IsTruncated"`
