@@ -115,6 +115,9 @@ global flags (also accepted after COMMAND):
 a duration (720h) or an RFC 3339 time. An empty allowlist
 allows every address; the admin listener always admits loopback. Only a
 tenant's admins change its key versions' states; operators list and rotate.
+Operators disable and delete a tenant's access keys and users, and never
+create or enable one: a tenant that lost its admins recovers with its
+recovery key (tenant recover).
 `
 
 // adminCLI is one `tresor admin` invocation.
