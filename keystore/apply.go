@@ -252,6 +252,11 @@ func init() {
 		OpCreateOperatorKey: decode(applyCreateOperatorKey),
 		OpSetAllowlist:      decode(applySetAllowlist),
 
+		// recovery.go
+		OpCreateFirstAdmin:  decode(applyCreateFirstAdmin),
+		OpRecoverTenant:     decode(applyRecoverTenant),
+		OpRotateRecoveryKey: decode(applyRotateRecoveryKey),
+
 		// audit.go
 		OpPutAuditCheckpoint:    decode(applyPutAuditCheckpoint),
 		OpPruneAuditCheckpoints: decode(applyPruneAuditCheckpoints),

@@ -105,6 +105,14 @@ func workload(t *testing.T, s *Store) {
 	s.DeleteBucket(ctx, tn.ID, "acme-tmp")
 	gone := mustTenant(t, s, "gone")
 	s.DeleteTenant(ctx, gone.ID)
+	// recovery.go
+	ob := mustTenant(t, s, "onboarded")
+	first, _ := s.CreateFirstAdmin(ctx, ob.ID, "alice", noExpiry)
+	s.CreateFirstAdmin(ctx, ob.ID, "mallory", noExpiry)             // rejected: onboarded
+	s.RecoverTenant(ctx, ob.ID, first.Recovery.ID, "bob", noExpiry) // rejected: alice's key works
+	s.DeleteUser(ctx, first.User.ID)
+	s.RecoverTenant(ctx, ob.ID, first.Recovery.ID, "bob", noExpiry)
+	s.RotateRecoveryKey(ctx, ob.ID)
 }
 
 // TestApply_DeterministicReplay applies the commands one store proposed to

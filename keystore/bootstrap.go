@@ -20,18 +20,27 @@ type Credentials struct {
 	UserName        string
 	AccessKeyID     string
 	SecretAccessKey string
+	// RecoveryKeyID and RecoverySecret are the tenant's recovery key
+	// (recovery.go), which Bootstrap issues and BootstrapOperator does not.
+	RecoveryKeyID  string
+	RecoverySecret string
 }
 
 type bootstrapPayload struct {
 	Tenant createTenantPayload `json:"tenant"`
 	User   User                `json:"user"`
 	Key    accessKeyRecord     `json:"key"`
+	// Recovery is the tenant's recovery key. Bootstraps logged before
+	// recovery keys existed have none, and apply leaves their tenant as it
+	// did then.
+	Recovery recoveryRecord `json:"recovery,omitzero"`
 }
 
 // Bootstrap prepares an empty keystore for use: it creates the tenant
 // "default" with its first key version, its user "admin" with RoleAdmin and
-// one access key, in one command, so a crash never leaves a tenant without
-// its admin. It returns the access key's secret, which is not shown again.
+// one access key, and the tenant's recovery key, in one command, so a crash
+// never leaves a tenant without its admin. It returns the secrets, which
+// are not shown again.
 // On a keystore that has ever held a tenant it changes nothing and returns
 // ErrExists.
 func (s *Store) Bootstrap(ctx context.Context) (Credentials, error) {
@@ -48,13 +57,17 @@ func (s *Store) Bootstrap(ctx context.Context) (Credentials, error) {
 	if err != nil {
 		return Credentials{}, err
 	}
-	if err := s.propose(ctx, OpBootstrap, bootstrapPayload{Tenant: tp, User: u, Key: rec}, nil); err != nil {
+	rk, rsecret, err := s.newRecoveryKey(tp.Tenant)
+	if err != nil {
+		return Credentials{}, err
+	}
+	if err := s.propose(ctx, OpBootstrap, bootstrapPayload{Tenant: tp, User: u, Key: rec, Recovery: rk}, nil); err != nil {
 		return Credentials{}, err
 	}
 	s.logger.Info("keystore bootstrapped", "tenant", tp.Tenant, "user", u.ID)
 	return Credentials{
 		Tenant: tp.Tenant, TenantName: tp.Name, User: u.ID, UserName: u.Name,
-		AccessKeyID: rec.ID, SecretAccessKey: secret,
+		AccessKeyID: rec.ID, SecretAccessKey: secret, RecoveryKeyID: rk.ID, RecoverySecret: rsecret,
 	}, nil
 }
 
@@ -73,6 +86,20 @@ func applyBootstrap(a *applyCtx, p bootstrapPayload) (any, error) {
 	}
 	if _, err := createAccessKey(a, p.Key); err != nil {
 		return nil, err
+	}
+	if p.Recovery.ID != "" {
+		if p.Recovery.Tenant != p.Tenant.Tenant {
+			return nil, reject(CodeInvalid, "bootstrap records disagree on tenant")
+		}
+		if err := putRecoveryKey(a, p.Recovery); err != nil {
+			return nil, err
+		}
+		t, err := liveTenant(a, p.Tenant.Tenant)
+		if err != nil {
+			return nil, err
+		}
+		t.Onboarded = true
+		a.put(tenantKey(t.ID), t)
 	}
 	return nil, nil
 }

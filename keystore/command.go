@@ -38,6 +38,11 @@ const (
 	OpCreateOperatorKey Op = 21 // createOperatorKeyPayload
 	OpSetAllowlist      Op = 22 // setAllowlistPayload
 	OpSetUserGrant      Op = 23 // setUserGrantPayload
+	// Ops 24 to 26: a tenant's admins created other than by its admins,
+	// and its recovery key (recovery.go).
+	OpCreateFirstAdmin  Op = 24 // createFirstAdminPayload
+	OpRecoverTenant     Op = 25 // recoverTenantPayload
+	OpRotateRecoveryKey Op = 26 // rotateRecoveryKeyPayload
 	OpPrepareUpload     Op = 40 // prepareUploadPayload
 	// Ops 30 to 39 are the audit log's, declared in audit.go.
 )
@@ -52,6 +57,7 @@ var opNames = map[Op]string{
 	OpDeleteManifest: "delete-manifest", OpSetUserRole: "set-user-role", OpSetUserGrant: "set-user-grant",
 	OpPrepareUpload:  "prepare-upload",
 	OpCreateOperator: "create-operator", OpCreateOperatorKey: "create-operator-key", OpSetAllowlist: "set-allowlist",
+	OpCreateFirstAdmin: "create-first-admin", OpRecoverTenant: "recover-tenant", OpRotateRecoveryKey: "rotate-recovery-key",
 }
 
 func (o Op) String() string {

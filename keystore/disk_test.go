@@ -32,7 +32,7 @@ func TestDisk_NoSecretsOrNamesInClear(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	needles = append(needles, []byte(cred.SecretAccessKey))
+	needles = append(needles, []byte(cred.SecretAccessKey), []byte(cred.RecoverySecret))
 	for _, name := range []string{"zebra-marker-tenant", "okapi-marker-tenant"} {
 		tn := mustTenant(t, s, name)
 		needles = append(needles, []byte(name))
@@ -56,6 +56,11 @@ func TestDisk_NoSecretsOrNamesInClear(t *testing.T) {
 			}
 			needles = append(needles, []byte(ak.Secret))
 		}
+		rk, err := s.RotateRecoveryKey(ctx, tn.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		needles = append(needles, []byte(rk.Secret))
 		b := mustBucket(t, s, tn.ID, "marker-bucket-"+name)
 		needles = append(needles, []byte(b.Name))
 	}

@@ -65,6 +65,8 @@
 //	un/<tenant id><user name>         user id
 //	a/<access key id>                 access key record with its sealed secret
 //	ua/<user id><access key id>       empty, lists a user's access keys
+//	rk/<tenant id>                    the tenant's recovery key with its sealed secret (recovery.go)
+//	rki/<recovery key id>             tenant id
 //	b/<bucket>                        bucket record
 //	tb/<tenant id><bucket>            empty, lists a tenant's buckets
 //	up/<bucket>\x00<key>\x00<upload>  multipart upload session

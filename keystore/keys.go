@@ -105,23 +105,30 @@ func (s *Store) RotateKey(ctx context.Context, tenant ID) (KeyVersion, error) {
 // reversibly (EnableKey). The active version cannot be disabled (ErrState):
 // rotate first.
 func (s *Store) DisableKey(ctx context.Context, tenant, id ID) error {
-	return s.setKeyState(ctx, tenant, id, KeyDisabled, time.Time{})
+	return s.setKeyState(ctx, tenant, id, KeyDisabled)
 }
 
 // EnableKey returns a disabled key version to decrypt-only.
 func (s *Store) EnableKey(ctx context.Context, tenant, id ID) error {
-	return s.setKeyState(ctx, tenant, id, KeyDecryptOnly, time.Time{})
+	return s.setKeyState(ctx, tenant, id, KeyDecryptOnly)
 }
 
 // ScheduleKeyDestroy schedules a disabled key version for destruction after
 // grace (at least MinDestroyGrace). CancelKeyDestroy undoes it.
+//
+// The clock is read once, for both the command's time and the destruction
+// time that apply compares with it: read twice, a grace of exactly
+// MinDestroyGrace (the default) came out short by the nanoseconds between
+// the reads and was refused.
 func (s *Store) ScheduleKeyDestroy(ctx context.Context, tenant, id ID, grace time.Duration) error {
-	return s.setKeyState(ctx, tenant, id, KeyScheduled, s.now().UTC().Add(grace))
+	now := s.now().UTC()
+	p := setKeyStatePayload{Tenant: tenant, Key: id, State: KeyScheduled, At: now, DestroyAfter: now.Add(grace)}
+	return s.propose(ctx, OpSetKeyState, p, nil)
 }
 
 // CancelKeyDestroy returns a scheduled key version to disabled.
 func (s *Store) CancelKeyDestroy(ctx context.Context, tenant, id ID) error {
-	return s.setKeyState(ctx, tenant, id, KeyDisabled, time.Time{})
+	return s.setKeyState(ctx, tenant, id, KeyDisabled)
 }
 
 // DestroyKey crypto-shreds a key version whose scheduled time has passed:
@@ -132,12 +139,11 @@ func (s *Store) CancelKeyDestroy(ctx context.Context, tenant, id ID) error {
 // tables vanish with compaction and become unreadable when the storage epoch
 // they were sealed under is retired.
 func (s *Store) DestroyKey(ctx context.Context, tenant, id ID) error {
-	return s.setKeyState(ctx, tenant, id, KeyDestroyed, time.Time{})
+	return s.setKeyState(ctx, tenant, id, KeyDestroyed)
 }
 
-func (s *Store) setKeyState(ctx context.Context, tenant, id ID, state KeyState, destroyAfter time.Time) error {
-	p := setKeyStatePayload{Tenant: tenant, Key: id, State: state, At: s.now().UTC(), DestroyAfter: destroyAfter}
-	return s.propose(ctx, OpSetKeyState, p, nil)
+func (s *Store) setKeyState(ctx context.Context, tenant, id ID, state KeyState) error {
+	return s.propose(ctx, OpSetKeyState, setKeyStatePayload{Tenant: tenant, Key: id, State: state, At: s.now().UTC()}, nil)
 }
 
 // KeyVersions lists a tenant's key versions, in id order. Unlike other

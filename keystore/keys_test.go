@@ -3,6 +3,7 @@ package keystore
 import (
 	"bytes"
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -153,6 +154,44 @@ func TestDestroyKey_OfDeletedTenant(t *testing.T) {
 	wantErr(t, "schedule", s.ScheduleKeyDestroy(ctx, tn.ID, old, MinDestroyGrace), nil)
 	clk.Advance(MinDestroyGrace)
 	wantErr(t, "destroy", s.DestroyKey(ctx, tn.ID, old), nil)
+}
+
+// TestScheduleKeyDestroy_TickingClock schedules with exactly
+// MinDestroyGrace under a clock that moves on every read, as a real one
+// does: the grace must be measured from the instant it was scheduled at,
+// not from a second, later reading (issue 10: the documented default and
+// --grace 24h were refused, only 25h passed).
+func TestScheduleKeyDestroy_TickingClock(t *testing.T) {
+	var (
+		mu  sync.Mutex
+		now = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	)
+	tick := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(time.Microsecond)
+		return now
+	}
+	cfg := testConfig(t)
+	cfg.Now = tick
+	s := openStore(t, cfg)
+	ctx := context.Background()
+	tn := mustTenant(t, s, "acme")
+	if _, err := s.RotateKey(ctx, tn.ID); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "disable", s.DisableKey(ctx, tn.ID, tn.ActiveKey), nil)
+	wantErr(t, "schedule with a grace just short of the minimum", s.ScheduleKeyDestroy(ctx, tn.ID, tn.ActiveKey, MinDestroyGrace-time.Nanosecond), ErrInvalid)
+	wantErr(t, "schedule with exactly the minimum grace", s.ScheduleKeyDestroy(ctx, tn.ID, tn.ActiveKey, MinDestroyGrace), nil)
+	kvs, err := s.KeyVersions(ctx, tn.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range kvs {
+		if kv.ID == tn.ActiveKey && (kv.State != KeyScheduled || kv.DestroyAfter.Sub(kv.Changed) != MinDestroyGrace) {
+			t.Fatalf("scheduled version %+v: want destroy after exactly %v from the change", kv, MinDestroyGrace)
+		}
+	}
 }
 
 func BenchmarkActiveKey_Cached(b *testing.B) {

@@ -34,6 +34,10 @@ type Tenant struct {
 	Created       time.Time `json:"created"`
 	// ActiveKey is the key version that takes new writes.
 	ActiveKey ID `json:"active_key"`
+	// Onboarded is set once the tenant's first admin exists (Bootstrap,
+	// CreateFirstAdmin, RecoverTenant): from then on only the tenant, its
+	// admins or its recovery key, creates admins (recovery.go).
+	Onboarded bool `json:"onboarded,omitempty"`
 }
 
 type createTenantPayload struct {

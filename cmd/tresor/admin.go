@@ -39,7 +39,21 @@ const adminUsage = `usage: tresor admin [global flags] COMMAND [flags] [args]
 
 commands:
   whoami
-  tenant create NAME [--jurisdiction J]...
+  keygen --out FILE                 a key pair for receiving credentials: the private key
+                                    to FILE (0600), the public key to FILE.pub and stdout
+  open-credentials --key FILE [--in SEALED] [--out CREDS] [--recovery-out FILE]
+                                    open credentials sealed to FILE's public key (from
+                                    SEALED or stdin): the access key to CREDS, the tenant's
+                                    recovery key to FILE (keep it offline), both in the AWS
+                                    shared-credentials format; no endpoint needed
+  tenant create NAME [--jurisdiction J]... [--user ADMIN --public-key PUB [--out SEALED]]
+                                    with --user, onboard its first admin (as user create)
+  tenant recover NAME --user ADMIN --public-key PUB [--expires D] [--out SEALED]
+                                    signed with the tenant's recovery key (--credentials
+                                    RECOVERY): a new admin for a tenant that has none with
+                                    a usable key, sealed to PUB, and the next recovery key
+  tenant recovery-key show NAME | tenant recovery-key rotate NAME [--public-key PUB [--out SEALED]]
+                                    a tenant admin replaces the tenant's recovery key
   tenant list
   tenant show NAME
   tenant suspend NAME | tenant resume NAME
@@ -56,10 +70,12 @@ commands:
   tenant key-version destroy NAME VERSION
                                     crypto-shred a scheduled version past its grace:
                                     what it encrypted is unreadable for good
-  user create --tenant T [--role admin|writer|reader] [--expires D] NAME
-                                    prints the new access key id and secret; an
-                                    operator creates only the admin of a tenant
-                                    that has none
+  user create --tenant T [--role admin|writer|reader] [--expires D] [--public-key PUB [--out SEALED]] NAME
+                                    prints the new access key id and secret, or with
+                                    --public-key the credentials sealed to it (to SEALED
+                                    or stdout). An operator creates only a tenant's first
+                                    admin, once, and only with --public-key (the
+                                    admin's, from keygen) unless --operator-is-tenant
   user list --tenant T
   user show --tenant T NAME
   user delete --tenant T NAME
@@ -95,9 +111,13 @@ global flags (also accepted after COMMAND):
                      else AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, else DIR/operator
   --json             machine-readable output
 
---expires takes a duration (720h) or an RFC 3339 time. An empty allowlist
+--public-key takes a file written by keygen or the key itself. --expires takes
+a duration (720h) or an RFC 3339 time. An empty allowlist
 allows every address; the admin listener always admits loopback. Only a
 tenant's admins change its key versions' states; operators list and rotate.
+Operators disable and delete a tenant's access keys and users, and never
+create or enable one: a tenant that lost its admins recovers with its
+recovery key (tenant recover).
 `
 
 // adminCLI is one `tresor admin` invocation.
@@ -115,6 +135,9 @@ type adminCLI struct {
 	s3, adminScope, cluster     bool
 	since                       time.Duration
 	thresholds                  map[string]*int
+	// credentials in and out
+	publicKey, out, recoveryOut, keyFile, in string
+	operatorIsTenant                         bool
 
 	stdout io.Writer
 	client *admin.Client
@@ -146,6 +169,13 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	c.fs.BoolVar(&c.adminScope, "admin", false, "allowlist of the admin listener")
 	c.fs.BoolVar(&c.cluster, "cluster", false, "allowlist of the cluster (Raft) listener")
 	c.fs.DurationVar(&c.since, "since", 24*time.Hour, "audit review: the `period` up to now")
+	c.fs.StringVar(&c.publicKey, "public-key", "", "public key (a `file` from keygen, or the key) to seal new credentials to")
+	c.fs.StringVar(&c.publicKey, "admin-public-key", "", "the same as --public-key")
+	c.fs.BoolVar(&c.operatorIsTenant, "operator-is-tenant", false, "an operator onboards a first admin in clear: it is the tenant too (audited)")
+	c.fs.StringVar(&c.out, "out", "", "`file` to write (keygen: the private key; open-credentials: the access key; else the sealed credentials)")
+	c.fs.StringVar(&c.recoveryOut, "recovery-out", "", "open-credentials: `file` for the tenant's recovery key")
+	c.fs.StringVar(&c.keyFile, "key", "", "open-credentials: the private key `file` from keygen")
+	c.fs.StringVar(&c.in, "in", "", "open-credentials: the sealed credentials `file` (default stdin)")
 	c.thresholds = map[string]*int{}
 	for _, name := range []string{"max-failures-per-key", "max-failures-per-addr", "max-denied", "max-new-addresses", "max-rate-limited", "max-admin-actions"} {
 		c.thresholds[name] = c.fs.Int(name, 0, "audit review: fail above `N` (0: no limit)")
@@ -168,6 +198,12 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return usageError("admin: no command given")
 		}
 		return nil
+	}
+	switch pos[0] {
+	case "keygen":
+		return c.keygen(pos, stderr)
+	case "open-credentials":
+		return c.openCredentials(pos, os.Stdin)
 	}
 	client, err := c.connect()
 	if err != nil {
@@ -298,7 +334,18 @@ func (c *adminCLI) run(ctx context.Context, pos []string) error {
 		show         func(w *tabwriter.Writer)
 		// check, if set, judges the answer once it is printed.
 		check func() error
+		// deliver, if set, writes what the answer carries to --out
+		// before anything is printed.
+		deliver func() error
 	)
+	if c.out != "" {
+		if c.publicKey == "" {
+			return usageError("admin: --out goes with --public-key (it receives the sealed credentials)")
+		}
+		if _, err := os.Lstat(c.out); err == nil {
+			return fmt.Errorf("%s exists: not overwritten", c.out) // checked before the secrets are made
+		}
+	}
 	switch cmd {
 	case "whoami":
 		var me admin.Whoami
@@ -310,9 +357,78 @@ func (c *adminCLI) run(ctx context.Context, pos []string) error {
 		if err := c.need(pos, 3, "NAME"); err != nil {
 			return err
 		}
-		var t keystore.Tenant
-		method, path, in, out = "POST", "tenants", admin.CreateTenantRequest{Name: pos[2], Jurisdictions: c.jurisdictions}, &t
-		show = func(w *tabwriter.Writer) { printTenants(w, []keystore.Tenant{t}) }
+		var t admin.NewTenant
+		req := admin.CreateTenantRequest{Name: pos[2], Jurisdictions: c.jurisdictions}
+		if c.user != "" {
+			cu, err := c.createUserRequest(c.user, keystore.RoleAdmin)
+			if err != nil {
+				return err
+			}
+			req.Admin = &cu
+		} else if c.publicKey != "" || c.operatorIsTenant {
+			return usageError("admin tenant create: --public-key and --operator-is-tenant go with --user ADMIN")
+		}
+		method, path, in, out = "POST", "tenants", req, &t
+		show = func(w *tabwriter.Writer) {
+			printTenants(w, []keystore.Tenant{t.Tenant})
+			if t.Admin != nil {
+				fmt.Fprintln(w)
+				c.showNewKey(w, pos[2], *t.Admin)
+			}
+		}
+		deliver = func() error {
+			if t.Admin == nil {
+				return nil
+			}
+			return c.deliverSealed(t.Admin.Sealed)
+		}
+	case "tenant recover":
+		if err := c.need(pos, 3, "NAME"); err != nil {
+			return err
+		}
+		u, err := c.needFlag(c.user, "user")
+		if err != nil {
+			return err
+		}
+		if c.publicKey == "" {
+			return usageError("admin tenant recover: --public-key PUB is required (the new admin's, from keygen)")
+		}
+		cu, err := c.createUserRequest(u, keystore.RoleAdmin)
+		if err != nil {
+			return err
+		}
+		var nk admin.NewAccessKey
+		method, path, out = "POST", tenantPath(pos[2])+"/recover", &nk
+		in = admin.RecoverRequest{Name: u, PublicKey: cu.PublicKey, Expires: cu.Expires}
+		show = func(w *tabwriter.Writer) { c.showNewKey(w, pos[2], nk) }
+		deliver = func() error { return c.deliverSealed(nk.Sealed) }
+	case "tenant recovery-key":
+		if len(pos) != 4 || (pos[2] != "show" && pos[2] != "rotate") {
+			return usageError("admin tenant recovery-key: want show NAME or rotate NAME")
+		}
+		if pos[2] == "show" {
+			var rk keystore.RecoveryKey
+			method, path, out = "GET", tenantPath(pos[3])+"/recovery-key", &rk
+			show = func(w *tabwriter.Writer) {
+				fmt.Fprintf(w, "RECOVERY KEY\tTENANT\tCREATED\n%s\t%s\t%s\n", rk.ID, pos[3], rk.Created.Format(time.RFC3339))
+			}
+			break
+		}
+		pk, err := c.readPublicKey()
+		if err != nil {
+			return err
+		}
+		var rk admin.NewRecoveryKey
+		method, path, in, out = "POST", tenantPath(pos[3])+"/recovery-key", admin.RecoveryKeyRequest{PublicKey: pk}, &rk
+		show = func(w *tabwriter.Writer) {
+			switch {
+			case rk.Sealed == nil:
+				fmt.Fprintf(w, "recovery_key_id\t%s\nrecovery_secret\t%s\n\nThe secret is not shown again; the tenant's previous recovery key no longer works.\n", rk.RecoveryKeyID, rk.RecoverySecret)
+			default:
+				c.showSealed(w, rk.Sealed, fmt.Sprintf("recovery key %s of tenant %s", rk.RecoveryKeyID, rk.Tenant))
+			}
+		}
+		deliver = func() error { return c.deliverSealed(rk.Sealed) }
 	case "tenant list":
 		var ts []keystore.Tenant
 		method, path, out = "GET", "tenants", &ts
@@ -370,14 +486,14 @@ func (c *adminCLI) run(ctx context.Context, pos []string) error {
 		if err != nil {
 			return err
 		}
-		exp, err := c.expiry()
+		cu, err := c.createUserRequest(pos[2], keystore.Role(c.role))
 		if err != nil {
 			return err
 		}
 		var nk admin.NewAccessKey
-		method, path, out = "POST", tenantPath(t)+"/users", &nk
-		in = admin.CreateUserRequest{Name: pos[2], Role: keystore.Role(c.role), Expires: exp}
-		show = func(w *tabwriter.Writer) { printNewKey(w, nk) }
+		method, path, out, in = "POST", tenantPath(t)+"/users", &nk, cu
+		show = func(w *tabwriter.Writer) { c.showNewKey(w, t, nk) }
+		deliver = func() error { return c.deliverSealed(nk.Sealed) }
 	case "user list":
 		t, err := c.needFlag(c.tenant, "tenant")
 		if err != nil {
@@ -606,6 +722,11 @@ func (c *adminCLI) run(ctx context.Context, pos []string) error {
 			return err
 		}
 	}
+	if deliver != nil {
+		if err := deliver(); err != nil {
+			return err
+		}
+	}
 	if c.asJSON {
 		if len(raw) == 0 {
 			raw = json.RawMessage("{}")
@@ -692,7 +813,10 @@ func printNewKey(w io.Writer, nk admin.NewAccessKey) {
 		exp = nk.Expires.Format(time.RFC3339)
 	}
 	fmt.Fprintf(w, "user\t%s (%s)\naccess_key_id\t%s\nsecret_access_key\t%s\nexpires\t%s\n", nk.User.Name, nk.User.Role, nk.AccessKeyID, nk.SecretAccessKey, exp)
-	fmt.Fprintln(w, "\nThe secret is not shown again.")
+	if nk.RecoveryKeyID != "" {
+		fmt.Fprintf(w, "recovery_key_id\t%s\nrecovery_secret\t%s\t(the tenant's: keep it offline)\n", nk.RecoveryKeyID, nk.RecoverySecret)
+	}
+	fmt.Fprintln(w, "\nThe secrets are not shown again.")
 }
 
 // printKeyVersions shows DESTROY AFTER for scheduled and destroyed

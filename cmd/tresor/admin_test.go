@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,11 +18,13 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/tresor-gw/tresor/auth/audit"
+	"github.com/tresor-gw/tresor/gateway/admin"
 )
 
 // TestAdmin_EndToEnd runs the real binary: serve writes the operator's
 // credentials, `tresor admin --data-dir` finds the node and signs with them,
-// a user it creates works on S3, and the operator's own key does not.
+// the admin it onboards (sealed to the admin's own key pair, opened on the
+// admin's side) works on S3, and the operator's own key does not.
 func TestAdmin_EndToEnd(t *testing.T) {
 	bin := buildTresor(t)
 	dir := filepath.Join(t.TempDir(), "data")
@@ -49,13 +53,31 @@ func TestAdmin_EndToEnd(t *testing.T) {
 	if !strings.Contains(out, "acme") || !strings.Contains(out, "active") {
 		t.Fatalf("tenant create printed:\n%s", out)
 	}
-	var nk struct {
-		AccessKeyID     string `json:"access_key_id"`
-		SecretAccessKey string `json:"secret_access_key"`
+	// alice makes a key pair and hands the operator its public key; the
+	// operator relays her credentials sealed to it.
+	keys := t.TempDir()
+	pub := mustAdmin("keygen", "--out", filepath.Join(keys, "alice.key"))
+	if b, err := os.ReadFile(filepath.Join(keys, "alice.key.pub")); err != nil || !strings.Contains(pub, strings.TrimSpace(string(b))) {
+		t.Fatalf("keygen printed %q; alice.key.pub: %q, %v", pub, b, err)
 	}
-	out = mustAdmin("--data-dir", dir, "user", "create", "--tenant", "acme", "--role", "admin", "alice", "--json")
-	if err := json.Unmarshal([]byte(out), &nk); err != nil || nk.AccessKeyID == "" || nk.SecretAccessKey == "" {
-		t.Fatalf("user create --json printed %q (%v)", out, err)
+	if out, err := admin("--data-dir", dir, "user", "create", "--tenant", "acme", "--role", "admin", "alice"); err == nil || !strings.Contains(out, "AccessDenied") || !strings.Contains(out, "public key") {
+		t.Fatalf("operator onboarded an admin in clear: %v\n%s", err, out)
+	}
+	sealed := filepath.Join(keys, "sealed.json")
+	out = mustAdmin("--data-dir", dir, "user", "create", "--tenant", "acme", "--role", "admin", "alice",
+		"--public-key", filepath.Join(keys, "alice.key.pub"), "--out", sealed)
+	b, err := os.ReadFile(sealed)
+	if err != nil || !strings.Contains(out, sealed) {
+		t.Fatalf("user create --out printed:\n%s(%v)", out, err)
+	}
+	if strings.Contains(string(b), "secret") {
+		t.Fatalf("the sealed answer names a secret:\n%s", b)
+	}
+	creds := filepath.Join(keys, "alice.ini")
+	mustAdmin("open-credentials", "--key", filepath.Join(keys, "alice.key"), "--in", sealed, "--out", creds, "--recovery-out", filepath.Join(keys, "alice.recovery"))
+	var nk struct{ AccessKeyID, SecretAccessKey string }
+	if nk.AccessKeyID, nk.SecretAccessKey, err = readCredentialsFile(creds); err != nil || !strings.Contains(out, nk.AccessKeyID) {
+		t.Fatalf("opened credentials: %v; user create printed:\n%s", err, out)
 	}
 	client := func(id, secret string) *s3.Client {
 		return s3.New(s3.Options{
@@ -82,8 +104,6 @@ func TestAdmin_EndToEnd(t *testing.T) {
 
 	// alice, a tenant admin, manages her team with --endpoint and a
 	// credentials file, and cannot act as an operator.
-	creds := filepath.Join(t.TempDir(), "alice")
-	os.WriteFile(creds, []byte("[default]\naws_access_key_id = "+nk.AccessKeyID+"\naws_secret_access_key = "+nk.SecretAccessKey+"\n"), 0o600)
 	as := func(args ...string) []string {
 		return append([]string{"--endpoint", p.admin, "--credentials", creds}, args...)
 	}
@@ -129,6 +149,12 @@ func TestAdmin_EndToEnd(t *testing.T) {
 	mustAdmin(as("tenant", "key-version", "disable", "acme", old)...)
 	if err := getK(); err == nil {
 		t.Fatal("an object under a disabled key version is still served")
+	}
+	// Scheduling with the documented default grace and with --grace 24h,
+	// on the real clock (issue 10: both were refused, only 25h passed).
+	for _, grace := range [][]string{nil, {"--grace", "24h"}} {
+		mustAdmin(as(append([]string{"tenant", "key-version", "schedule-destroy", "acme", old}, grace...)...)...)
+		mustAdmin(as("tenant", "key-version", "cancel-destroy", "acme", old)...)
 	}
 	mustAdmin(as("tenant", "key-version", "enable", "acme", old)...)
 	if err := getK(); err != nil {
@@ -279,5 +305,240 @@ func TestReadCredentialsFile(t *testing.T) {
 				t.Fatalf("got %q %q %v", id, secret, err)
 			}
 		})
+	}
+}
+
+// TestAdmin_OperatorCannotReenterTenant runs the real binary through issue
+// 9's attack: an operator onboards a tenant properly (the admin's secrets
+// sealed to the admin's key), deletes the tenant's only admin, and tries
+// every command that could give it a working key of the tenant. All are
+// refused and the tenant's data stays out of reach; the tenant then
+// recovers on its own with the recovery key it received at onboarding.
+func TestAdmin_OperatorCannotReenterTenant(t *testing.T) {
+	bin := buildTresor(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	p := startServe(t, bin, dir)
+	ctx := context.Background()
+	if st, err := os.Stat(filepath.Join(dir, recoveryFile)); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("the default tenant's recovery file: %v, %v", st, err)
+	}
+	admin := func(args ...string) (string, error) {
+		t.Helper()
+		out, err := exec.Command(bin, append([]string{"admin"}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	mustAdmin := func(args ...string) string {
+		t.Helper()
+		out, err := admin(args...)
+		if err != nil {
+			t.Fatalf("tresor admin %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	keys := t.TempDir()
+	file := func(name string) string { return filepath.Join(keys, name) }
+	for _, k := range []string{"alice", "bob", "op"} {
+		mustAdmin("keygen", "--out", file(k+".key"))
+	}
+	mustAdmin("--data-dir", dir, "tenant", "create", "acme", "--user", "alice", "--admin-public-key", file("alice.key.pub"), "--out", file("alice.sealed"))
+	mustAdmin("open-credentials", "--key", file("alice.key"), "--in", file("alice.sealed"), "--out", file("alice.ini"), "--recovery-out", file("acme.recovery"))
+	if _, err := admin("open-credentials", "--key", file("op.key"), "--in", file("alice.sealed"), "--out", file("stolen.ini"), "--recovery-out", file("stolen.recovery")); err == nil {
+		t.Fatal("the operator's key opened alice's credentials")
+	}
+	s3c := func(creds string) *s3.Client {
+		id, secret, err := readCredentialsFile(creds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s3.New(s3.Options{
+			BaseEndpoint: aws.String(p.s3), Region: "us-east-1", UsePathStyle: true, RetryMaxAttempts: 1,
+			Credentials: credentials.NewStaticCredentialsProvider(id, secret, ""),
+		})
+	}
+	alice := s3c(file("alice.ini"))
+	if _, err := alice.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("acme-data")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("acme-data"), Key: aws.String("k"), Body: strings.NewReader("personal data")}); err != nil {
+		t.Fatal(err)
+	}
+	as := func(creds string, args ...string) []string {
+		return append([]string{"--endpoint", p.admin, "--credentials", creds}, args...)
+	}
+	var wr struct {
+		AccessKeyID     string `json:"access_key_id"`
+		SecretAccessKey string `json:"secret_access_key"`
+	}
+	if err := json.Unmarshal([]byte(mustAdmin(as(file("alice.ini"), "user", "create", "--tenant", "acme", "wr", "--role", "writer", "--json")...)), &wr); err != nil {
+		t.Fatal(err)
+	}
+	mustAdmin(as(file("alice.ini"), "key", "disable", "--tenant", "acme", "--user", "wr", wr.AccessKeyID)...)
+	mustAdmin("--data-dir", dir, "user", "delete", "--tenant", "acme", "alice")
+
+	var kvs []map[string]any
+	if err := json.Unmarshal([]byte(mustAdmin("--data-dir", dir, "tenant", "key-versions", "acme", "--json")), &kvs); err != nil || len(kvs) != 1 {
+		t.Fatalf("key versions: %v %v", kvs, err)
+	}
+	version, _ := kvs[0]["id"].(string)
+	attempts := []struct {
+		name string
+		args []string
+		want string // in the refusal
+	}{
+		{"an admin sealed to the operator", []string{"user", "create", "--tenant", "acme", "mallory", "--role", "admin", "--public-key", file("op.key.pub"), "--out", file("m1")}, "AccessDenied"},
+		{"an admin in clear", []string{"user", "create", "--tenant", "acme", "mallory", "--operator-is-tenant"}, "AccessDenied"},
+		{"a writer in clear", []string{"user", "create", "--tenant", "acme", "mallory", "--role", "writer", "--operator-is-tenant"}, "AccessDenied"},
+		{"a reader, sealed", []string{"user", "create", "--tenant", "acme", "mallory", "--role", "reader", "--public-key", file("op.key.pub"), "--out", file("m2")}, "AccessDenied"},
+		{"the tenant again, with an admin", []string{"tenant", "create", "acme", "--user", "mallory", "--public-key", file("op.key.pub"), "--out", file("m3")}, "AlreadyExists"},
+		{"a key for the writer", []string{"key", "create", "--tenant", "acme", "--user", "wr"}, "AccessDenied"},
+		{"the writer's disabled key", []string{"key", "enable", "--tenant", "acme", "--user", "wr", wr.AccessKeyID}, "AccessDenied"},
+		{"the writer made admin", []string{"user", "role", "--tenant", "acme", "wr", "admin"}, "AccessDenied"},
+		{"a new recovery key", []string{"tenant", "recovery-key", "rotate", "acme", "--public-key", file("op.key.pub"), "--out", file("m4")}, "AccessDenied"},
+		{"a recovery", []string{"tenant", "recover", "acme", "--user", "mallory", "--public-key", file("op.key.pub"), "--out", file("m5")}, "AccessDenied"},
+		{"a key version enabled", []string{"tenant", "key-version", "enable", "acme", version}, "AccessDenied"},
+	}
+	for _, a := range attempts {
+		out, err := admin(append([]string{"--data-dir", dir}, a.args...)...)
+		if err == nil || !strings.Contains(out, a.want) {
+			t.Fatalf("operator: %s: %v, want %s\n%s", a.name, err, a.want, out)
+		}
+	}
+	for _, m := range []string{"m1", "m2", "m3", "m4", "m5"} {
+		if _, err := os.Stat(file(m)); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("a refused command wrote %s: %v", m, err)
+		}
+	}
+	// What operators keep gives no key: rotation answers a key version.
+	if out := mustAdmin("--data-dir", dir, "tenant", "rotate-key", "acme", "--json"); strings.Contains(out, "secret") {
+		t.Fatalf("rotate-key answered a secret:\n%s", out)
+	}
+	out := mustAdmin("--data-dir", dir, "user", "list", "--tenant", "acme")
+	if strings.Contains(out, "mallory") || strings.Contains(out, "alice") {
+		t.Fatalf("users after the attempts:\n%s", out)
+	}
+	var ae smithy.APIError
+	getK := func(c *s3.Client) error {
+		o, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("acme-data"), Key: aws.String("k")})
+		if err == nil {
+			defer o.Body.Close()
+			if b, err := io.ReadAll(o.Body); err != nil || string(b) != "personal data" {
+				return fmt.Errorf("read %q, %v", b, err)
+			}
+		}
+		return err
+	}
+	for name, c := range map[string]*s3.Client{"the deleted admin": alice, "the disabled writer": s3c(wrCreds(t, keys, wr.AccessKeyID, wr.SecretAccessKey)),
+		"the recovery key": s3c(file("acme.recovery"))} {
+		if err := getK(c); !errors.As(err, &ae) || (ae.ErrorCode() != "InvalidAccessKeyId" && ae.ErrorCode() != "AccessDenied") {
+			t.Fatalf("%s on S3: %v, want refused", name, err)
+		}
+	}
+
+	// The tenant recovers: the recovery key signs the recovery only, the
+	// new admin reads the data, and the used recovery key is gone.
+	if out, err := admin(as(file("acme.recovery"), "whoami")...); err == nil || !strings.Contains(out, "AccessDenied") {
+		t.Fatalf("the recovery key on whoami: %v\n%s", err, out)
+	}
+	mustAdmin(as(file("acme.recovery"), "tenant", "recover", "acme", "--user", "bob", "--public-key", file("bob.key.pub"), "--out", file("bob.sealed"))...)
+	if _, err := admin("open-credentials", "--key", file("op.key"), "--in", file("bob.sealed"), "--out", file("stolen.ini"), "--recovery-out", file("stolen.recovery")); err == nil {
+		t.Fatal("the operator's key opened the recovered admin's credentials")
+	}
+	mustAdmin("open-credentials", "--key", file("bob.key"), "--in", file("bob.sealed"), "--out", file("bob.ini"), "--recovery-out", file("acme.recovery2"))
+	if err := getK(s3c(file("bob.ini"))); err != nil {
+		t.Fatalf("the recovered admin reads the tenant's data: %v", err)
+	}
+	if out, err := admin(as(file("acme.recovery"), "tenant", "recover", "acme", "--user", "carol", "--public-key", file("bob.key.pub"))...); err == nil || !strings.Contains(out, "InvalidAccessKeyId") {
+		t.Fatalf("the used recovery key again: %v\n%s", err, out)
+	}
+	if out, err := admin(as(file("acme.recovery2"), "tenant", "recover", "acme", "--user", "carol", "--public-key", file("bob.key.pub"))...); err == nil || !strings.Contains(out, "InvalidState") {
+		t.Fatalf("a recovery while bob's key works: %v\n%s", err, out)
+	}
+}
+
+// wrCreds writes a credentials file for an access key.
+func wrCreds(t *testing.T, dir, id, secret string) string {
+	t.Helper()
+	path := filepath.Join(dir, id+".ini")
+	if err := os.WriteFile(path, credentialsFile("test", id, secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestOpenCredentials checks open-credentials' refusals: a destination it
+// lacks or that exists leaves every file as it was, and the wrong key
+// opens nothing.
+func TestOpenCredentials(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	file := func(name string) string { return filepath.Join(dir, name) }
+	run := func(args ...string) (string, error) {
+		var stdout, stderr strings.Builder
+		err := runAdmin(ctx, args, &stdout, &stderr)
+		return stdout.String(), err
+	}
+	if _, err := run("keygen", "--out", file("a.key")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run("keygen", "--out", file("a.key")); err == nil {
+		t.Fatal("keygen overwrote a key")
+	}
+	if _, err := run("keygen", "--out", file("b.key")); err != nil {
+		t.Fatal(err)
+	}
+	pubText, err := os.ReadFile(file("a.key.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, err := admin.ParsePublicKey(string(pubText))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := pk.Seal(admin.Credentials{Tenant: "acme", User: "alice", Role: "admin", AccessKeyID: "TRSRAAAAAAAAAAAAAAAA", SecretAccessKey: "s",
+		RecoveryKeyID: "TRRCAAAAAAAAAAAAAAAA", RecoverySecret: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The operator may relay the whole --json answer of tenant create.
+	b, _ := json.Marshal(map[string]any{"name": "acme", "admin": map[string]any{"user": map[string]any{"name": "alice"}, "sealed": sealed}})
+	if err := os.WriteFile(file("answer.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file("taken"), []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	refusals := map[string][]string{
+		"no recovery destination":   {"--key", file("a.key"), "--in", file("answer.json"), "--out", file("c.ini")},
+		"no access key destination": {"--key", file("a.key"), "--in", file("answer.json"), "--recovery-out", file("r.ini")},
+		"an existing destination":   {"--key", file("a.key"), "--in", file("answer.json"), "--out", file("c.ini"), "--recovery-out", file("taken")},
+		"another key":               {"--key", file("b.key"), "--in", file("answer.json"), "--out", file("c.ini"), "--recovery-out", file("r.ini")},
+	}
+	for name, args := range refusals {
+		if out, err := run(append([]string{"open-credentials"}, args...)...); err == nil {
+			t.Fatalf("%s: accepted\n%s", name, out)
+		}
+		for _, f := range []string{"c.ini", "r.ini"} {
+			if _, err := os.Stat(file(f)); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("%s: %s written", name, f)
+			}
+		}
+	}
+	if b, _ := os.ReadFile(file("taken")); string(b) != "keep" {
+		t.Fatal("an existing file was overwritten")
+	}
+	out, err := run("open-credentials", "--key", file("a.key"), "--in", file("answer.json"), "--out", file("c.ini"), "--recovery-out", file("r.ini"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, secret, err := readCredentialsFile(file("c.ini")); err != nil || id != "TRSRAAAAAAAAAAAAAAAA" || secret != "s" || !strings.Contains(out, id) {
+		t.Fatalf("access key file: %q %q %v\n%s", id, secret, err, out)
+	}
+	if id, secret, err := readCredentialsFile(file("r.ini")); err != nil || id != "TRRCAAAAAAAAAAAAAAAA" || secret != "r" {
+		t.Fatalf("recovery file: %q %q %v", id, secret, err)
+	}
+	for _, f := range []string{"a.key", "c.ini", "r.ini"} {
+		if st, err := os.Stat(file(f)); err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v, %v", f, st, err)
+		}
 	}
 }

@@ -102,7 +102,7 @@ func TestCluster_AllowlistChangeReachesEveryNode(t *testing.T) {
 			AccessKeyID     string `json:"access_key_id"`
 			SecretAccessKey string `json:"secret_access_key"`
 		}
-		if err := json.Unmarshal([]byte(admin(0, "user", "create", "--tenant", name, "--role", "admin", "alice", "--json")), &nk); err != nil {
+		if err := json.Unmarshal([]byte(admin(0, "user", "create", "--tenant", name, "--role", "admin", "alice", "--operator-is-tenant", "--json")), &nk); err != nil {
 			t.Fatal(err)
 		}
 		out := tenantOnEveryNode{name: name, id: tn.ID.String()}

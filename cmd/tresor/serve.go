@@ -237,7 +237,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // bootstrap prepares an empty keystore: tenant "default", its admin, and
 // the admin's access key written to <data-dir>/credentials in the AWS
-// shared-credentials format, mode 0600.
+// shared-credentials format, mode 0600; the tenant's recovery key goes to
+// <data-dir>/recovery in the same format (gateway/admin, onboarding.go).
+// They are written in clear: whoever runs serve holds the root key too.
 func bootstrap(ctx context.Context, store *keystore.Store, cfg Config, stdout io.Writer) error {
 	path := filepath.Join(cfg.DataDir, "credentials")
 	creds, err := store.Bootstrap(ctx)
@@ -252,16 +254,21 @@ func bootstrap(ctx context.Context, store *keystore.Store, cfg Config, stdout io
 	if err := atomicfile.WriteFile(path, []byte(content), 0o600); err != nil {
 		return fmt.Errorf("write credentials: %w", err)
 	}
+	recovery := filepath.Join(cfg.DataDir, recoveryFile)
+	if err := atomicfile.WriteFile(recovery, credentialsFile(recoveryWhat(creds.TenantName), creds.RecoveryKeyID, creds.RecoverySecret), 0o600); err != nil {
+		return fmt.Errorf("write recovery key: %w", err)
+	}
 	endpoint := "http://" + reachableAddr(cfg.Listen)
 	if cfg.TLSCert != "" {
 		endpoint = "https://" + reachableAddr(cfg.Listen)
 	}
 	fmt.Fprintf(stdout, `tresor: created tenant %q with admin user %q; its access key is in %s
+(the tenant's recovery key, for when it has no admin left, is in %s: move it offline)
 Use it, for example:
 
   AWS_SHARED_CREDENTIALS_FILE=%s aws --endpoint-url %s s3 ls
 
-`, creds.TenantName, creds.UserName, path, shellQuote(path), endpoint)
+`, creds.TenantName, creds.UserName, path, recovery, shellQuote(path), endpoint)
 	return nil
 }
 

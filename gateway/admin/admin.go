@@ -119,9 +119,11 @@ type call struct {
 }
 
 // endpoint serves one route; action names it in the audit ("" for reads).
+// recovery admits a tenant's recovery key (onboarding.go).
 type endpoint struct {
-	action string
-	serve  func(c *call) (int, any, error)
+	action   string
+	recovery bool
+	serve    func(c *call) (int, any, error)
 }
 
 func (h *Handler) handle(pattern, action string, fn func(c *call) (int, any, error)) {
@@ -195,7 +197,7 @@ func (h *Handler) serve(c *call, e endpoint) (int, any, error) {
 	// Admin reads see the latest committed state, not a possibly stale
 	// local replica.
 	c.ctx = keystore.WithReadLevel(r.Context(), keystore.ReadLinearizable)
-	if !c.who.operator() && keystore.Role(c.who.Role) != keystore.RoleAdmin {
+	if !c.who.operator() && keystore.Role(c.who.Role) != keystore.RoleAdmin && !(e.recovery && c.who.recovery()) {
 		// Writers and readers have no business here; record that they
 		// tried.
 		if err := h.audit(r.Context(), c, audit.AuthFailure, "AccessDenied", res.AccessKeyID, ip, &res.Principal, false); err != nil {

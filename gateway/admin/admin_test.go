@@ -1,7 +1,9 @@
 package admin
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -101,8 +103,11 @@ func status(err error) int {
 }
 
 // TestAuthorizationMatrix calls every endpoint as an operator, the
-// tenant's admin, the tenant's writer and another tenant's admin, each on
-// a fresh tenant so that one caller's change does not feed the next.
+// tenant's admin, the tenant's writer, another tenant's admin and the
+// tenant's recovery key, each on a fresh tenant so that one caller's
+// change does not feed the next; then it has an operator delete a tenant's
+// only admin and try every way the API has to a working key of the tenant
+// (operatorReentry).
 func TestAuthorizationMatrix(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
@@ -116,54 +121,60 @@ func TestAuthorizationMatrix(t *testing.T) {
 		method, path string
 		body         any
 		// want is the status for operator, admin, writer, other admin
-		// (0: any 2xx).
-		want [4]int
+		// and the tenant's recovery key (0: any 2xx).
+		want [5]int
 	}
 	cidrs := AllowlistRequest{CIDRs: []string{"10.0.0.0/8", "2001:db8::/32"}}
 	rows := []row{
-		{"GET", "whoami", nil, [4]int{200, 200, 403, 200}},
-		{"GET", "tenants", nil, [4]int{200, 403, 403, 403}},
-		{"POST", "tenants", CreateTenantRequest{Name: "new-{n}"}, [4]int{201, 403, 403, 403}},
-		{"GET", "tenants/{t}", nil, [4]int{200, 200, 403, 404}},
-		{"POST", "tenants/{t}/suspend", nil, [4]int{200, 403, 403, 403}},
-		{"POST", "tenants/{t}/resume", nil, [4]int{200, 403, 403, 403}},
-		{"GET", "tenants/{t}/users", nil, [4]int{200, 200, 403, 404}},
-		{"POST", "tenants/{t}/users", CreateUserRequest{Name: "carol", Role: keystore.RoleReader}, [4]int{403, 201, 403, 404}},
-		{"POST", "tenants/{t}/users", CreateUserRequest{Name: "carol", Role: keystore.RoleAdmin}, [4]int{403, 201, 403, 404}},
-		{"GET", "tenants/{t}/users/victim", nil, [4]int{200, 200, 403, 404}},
-		{"PUT", "tenants/{t}/users/victim/role", SetRoleRequest{Role: keystore.RoleWriter}, [4]int{403, 200, 403, 404}},
-		{"PUT", "tenants/{t}/users/victim/grants/photos", GrantRequest{Role: keystore.RoleReader}, [4]int{403, 200, 403, 404}},
-		{"DELETE", "tenants/{t}/users/victim/grants/granted", nil, [4]int{403, 200, 403, 404}},
-		{"DELETE", "tenants/{t}/users/victim/grants", nil, [4]int{403, 200, 403, 404}},
-		{"DELETE", "tenants/{t}/users/victim", nil, [4]int{204, 204, 403, 404}},
-		{"GET", "tenants/{t}/users/victim/keys", nil, [4]int{200, 200, 403, 404}},
-		{"POST", "tenants/{t}/users/victim/keys", CreateKeyRequest{}, [4]int{403, 201, 403, 404}},
-		{"POST", "tenants/{t}/users/victim/keys/{k}/disable", nil, [4]int{200, 200, 403, 404}},
-		{"POST", "tenants/{t}/users/victim/keys/{k}/enable", nil, [4]int{200, 200, 403, 404}},
-		{"DELETE", "tenants/{t}/users/victim/keys/{k}", nil, [4]int{204, 204, 403, 404}},
-		{"GET", "tenants/{t}/allowlist", nil, [4]int{200, 200, 403, 404}},
-		{"PUT", "tenants/{t}/allowlist", cidrs, [4]int{200, 200, 403, 404}},
-		{"DELETE", "tenants/{t}/allowlist", nil, [4]int{200, 200, 403, 404}},
-		{"GET", "tenants/{t}/key-versions", nil, [4]int{200, 200, 403, 404}},
-		{"POST", "tenants/{t}/key-versions/rotate", nil, [4]int{201, 201, 403, 404}},
+		{"GET", "whoami", nil, [5]int{200, 200, 403, 200, 403}},
+		{"GET", "tenants", nil, [5]int{200, 403, 403, 403, 403}},
+		{"POST", "tenants", CreateTenantRequest{Name: "new-{n}"}, [5]int{201, 403, 403, 403, 403}},
+		{"GET", "tenants/{t}", nil, [5]int{200, 200, 403, 404, 403}},
+		{"POST", "tenants/{t}/suspend", nil, [5]int{200, 403, 403, 403, 403}},
+		{"POST", "tenants/{t}/resume", nil, [5]int{200, 403, 403, 403, 403}},
+		{"GET", "tenants/{t}/recovery-key", nil, [5]int{200, 200, 403, 404, 403}},
+		{"POST", "tenants/{t}/recovery-key", nil, [5]int{403, 201, 403, 404, 403}},
+		// The tenant has a working admin: its recovery key is refused
+		// (409), everyone else's key too, before anything is looked at.
+		{"POST", "tenants/{t}/recover", RecoverRequest{Name: "eve", PublicKey: "{pk}"}, [5]int{403, 403, 403, 403, 409}},
+		{"GET", "tenants/{t}/users", nil, [5]int{200, 200, 403, 404, 403}},
+		{"POST", "tenants/{t}/users", CreateUserRequest{Name: "carol", Role: keystore.RoleReader}, [5]int{403, 201, 403, 404, 403}},
+		{"POST", "tenants/{t}/users", CreateUserRequest{Name: "carol", Role: keystore.RoleAdmin}, [5]int{403, 201, 403, 404, 403}},
+		{"GET", "tenants/{t}/users/victim", nil, [5]int{200, 200, 403, 404, 403}},
+		{"PUT", "tenants/{t}/users/victim/role", SetRoleRequest{Role: keystore.RoleWriter}, [5]int{403, 200, 403, 404, 403}},
+		{"PUT", "tenants/{t}/users/victim/grants/photos", GrantRequest{Role: keystore.RoleReader}, [5]int{403, 200, 403, 404, 403}},
+		{"DELETE", "tenants/{t}/users/victim/grants/granted", nil, [5]int{403, 200, 403, 404, 403}},
+		{"DELETE", "tenants/{t}/users/victim/grants", nil, [5]int{403, 200, 403, 404, 403}},
+		{"DELETE", "tenants/{t}/users/victim", nil, [5]int{204, 204, 403, 404, 403}},
+		{"GET", "tenants/{t}/users/victim/keys", nil, [5]int{200, 200, 403, 404, 403}},
+		{"POST", "tenants/{t}/users/victim/keys", CreateKeyRequest{}, [5]int{403, 201, 403, 404, 403}},
+		{"POST", "tenants/{t}/users/victim/keys/{k}/disable", nil, [5]int{200, 200, 403, 404, 403}},
+		{"POST", "tenants/{t}/users/victim/keys/{k}/enable", nil, [5]int{403, 200, 403, 404, 403}},
+		{"DELETE", "tenants/{t}/users/victim/keys/{k}", nil, [5]int{204, 204, 403, 404, 403}},
+		{"GET", "tenants/{t}/allowlist", nil, [5]int{200, 200, 403, 404, 403}},
+		{"PUT", "tenants/{t}/allowlist", cidrs, [5]int{200, 200, 403, 404, 403}},
+		{"DELETE", "tenants/{t}/allowlist", nil, [5]int{200, 200, 403, 404, 403}},
+		{"GET", "tenants/{t}/key-versions", nil, [5]int{200, 200, 403, 404, 403}},
+		{"POST", "tenants/{t}/key-versions/rotate", nil, [5]int{201, 201, 403, 404, 403}},
 		// {v} is the tenant's first key version, brought to the state its
 		// action starts from (prepareKeyVersion).
-		{"POST", "tenants/{t}/key-versions/{v}/disable", nil, [4]int{403, 200, 403, 404}},
-		{"POST", "tenants/{t}/key-versions/{v}/enable", nil, [4]int{403, 200, 403, 404}},
-		{"POST", "tenants/{t}/key-versions/{v}/schedule-destroy", ScheduleDestroyRequest{Grace: "48h"}, [4]int{403, 200, 403, 404}},
-		{"POST", "tenants/{t}/key-versions/{v}/cancel-destroy", nil, [4]int{403, 200, 403, 404}},
-		{"POST", "tenants/{t}/key-versions/{v}/destroy", nil, [4]int{403, 200, 403, 404}},
-		{"POST", "cluster/transfer-leadership", nil, [4]int{501, 403, 403, 403}}, // the fixture runs alone
-		{"GET", "audit/review", nil, [4]int{200, 403, 403, 403}},
-		{"GET", "tenants/{t}/audit/review", nil, [4]int{403, 200, 403, 404}},
-		{"GET", "allowlists", nil, [4]int{200, 403, 403, 403}},
-		{"GET", "allowlists/s3", nil, [4]int{200, 403, 403, 403}},
-		{"PUT", "allowlists/cluster", cidrs, [4]int{200, 403, 403, 403}},
-		{"DELETE", "allowlists/cluster", nil, [4]int{200, 403, 403, 403}},
-		{"GET", "allowlists/bogus", nil, [4]int{404, 403, 403, 403}},
-		{"GET", "nonsense", nil, [4]int{404, 404, 403, 404}},
+		{"POST", "tenants/{t}/key-versions/{v}/disable", nil, [5]int{403, 200, 403, 404, 403}},
+		{"POST", "tenants/{t}/key-versions/{v}/enable", nil, [5]int{403, 200, 403, 404, 403}},
+		{"POST", "tenants/{t}/key-versions/{v}/schedule-destroy", ScheduleDestroyRequest{Grace: "48h"}, [5]int{403, 200, 403, 404, 403}},
+		{"POST", "tenants/{t}/key-versions/{v}/cancel-destroy", nil, [5]int{403, 200, 403, 404, 403}},
+		{"POST", "tenants/{t}/key-versions/{v}/destroy", nil, [5]int{403, 200, 403, 404, 403}},
+		{"POST", "cluster/transfer-leadership", nil, [5]int{501, 403, 403, 403, 403}}, // the fixture runs alone
+		{"GET", "audit/review", nil, [5]int{200, 403, 403, 403, 403}},
+		{"GET", "tenants/{t}/audit/review", nil, [5]int{403, 200, 403, 404, 403}},
+		{"GET", "allowlists", nil, [5]int{200, 403, 403, 403, 403}},
+		{"GET", "allowlists/s3", nil, [5]int{200, 403, 403, 403, 403}},
+		{"PUT", "allowlists/cluster", cidrs, [5]int{200, 403, 403, 403, 403}},
+		{"DELETE", "allowlists/cluster", nil, [5]int{200, 403, 403, 403, 403}},
+		{"GET", "allowlists/bogus", nil, [5]int{404, 403, 403, 403, 403}},
+		{"GET", "nonsense", nil, [5]int{404, 404, 403, 404, 403}},
 	}
-	callers := []string{"operator", "admin", "writer", "other-admin"}
+	callers := []string{"operator", "admin", "writer", "other-admin", "recovery-key"}
+	pk := newRecipient(t).PublicKey().String()
 	n := 0
 	for _, r := range rows {
 		for ci, who := range callers {
@@ -185,7 +196,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				c := []*Client{f.operator, admin, writer, otherAdmin}[ci]
+				rk, err := f.store.RotateRecoveryKey(ctx, tn.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				recovery := &Client{Endpoint: f.srv.URL, AccessKeyID: rk.ID, SecretAccessKey: rk.Secret}
+				c := []*Client{f.operator, admin, writer, otherAdmin, recovery}[ci]
 				var version keystore.ID
 				if strings.Contains(r.path, "{v}") {
 					version = f.prepareKeyVersion(t, tn.ID, r.path[strings.LastIndex(r.path, "/")+1:])
@@ -195,6 +211,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 				if ct, ok := body.(CreateTenantRequest); ok {
 					ct.Name = strings.ReplaceAll(ct.Name, "{n}", fmt.Sprint(n))
 					body = ct
+				}
+				if rr, ok := body.(RecoverRequest); ok {
+					rr.PublicKey = pk
+					body = rr
 				}
 				err = c.Do(ctx, r.method, path, body, nil)
 				got, want := status(err), r.want[ci]
@@ -214,6 +234,150 @@ func TestAuthorizationMatrix(t *testing.T) {
 			})
 		}
 	}
+	t.Run("operator deletes the only admin, then tries every way back in", func(t *testing.T) { operatorReentry(t, f) })
+}
+
+// operatorReentry onboards a tenant as it should be (the admin's secrets
+// sealed to its public key), lets its admin give it a writer whose key the
+// admin then disables, and has the operator delete the admin and try every
+// way the admin API offers to a working key of the tenant: each is
+// refused, no answer carries a secret, and the tenant is left with no
+// active key at all. The tenant then recovers on its own, with its
+// recovery key.
+func operatorReentry(t *testing.T, f *fixture) {
+	ctx := context.Background()
+	aliceKey := newRecipient(t)
+	var nt NewTenant
+	if err := f.operator.Do(ctx, "POST", "tenants", CreateTenantRequest{Name: "acme",
+		Admin: &CreateUserRequest{Name: "alice", PublicKey: aliceKey.PublicKey().String()}}, &nt); err != nil {
+		t.Fatal(err)
+	}
+	if nt.Admin == nil || nt.Admin.SecretAccessKey != "" || nt.Admin.RecoverySecret != "" || nt.Admin.Sealed == nil || !nt.Onboarded {
+		t.Fatalf("onboarding answer %+v: want the secrets sealed only", nt)
+	}
+	alice := open(t, aliceKey, nt.Admin.Sealed)
+	aliceC := &Client{Endpoint: f.srv.URL, AccessKeyID: alice.AccessKeyID, SecretAccessKey: alice.SecretAccessKey}
+	var wr NewAccessKey
+	if err := aliceC.Do(ctx, "POST", "tenants/acme/users", CreateUserRequest{Name: "wr"}, &wr); err != nil {
+		t.Fatal(err)
+	}
+	if err := aliceC.Do(ctx, "POST", "tenants/acme/users/wr/keys/"+wr.AccessKeyID+"/disable", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.CreateBucket(ctx, nt.ID, "acme-data"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.operator.Do(ctx, "DELETE", "tenants/acme/users/alice", nil, nil); err != nil {
+		t.Fatalf("operator deletes the only admin: %v", err)
+	}
+
+	opKey := newRecipient(t).PublicKey().String()
+	attempts := []struct {
+		name, method, path string
+		body               any
+		want               int // 0: allowed, but no key comes of it
+	}{
+		{"create an admin sealed to itself", "POST", "tenants/acme/users", CreateUserRequest{Name: "mallory", PublicKey: opKey}, 403},
+		{"create an admin in clear", "POST", "tenants/acme/users", CreateUserRequest{Name: "mallory", OperatorIsTenant: true}, 403},
+		{"create an admin, default role", "POST", "tenants/acme/users", CreateUserRequest{Name: "mallory", PublicKey: opKey}, 403},
+		{"create a writer", "POST", "tenants/acme/users", CreateUserRequest{Name: "mallory", Role: keystore.RoleWriter, OperatorIsTenant: true}, 403},
+		{"create a reader", "POST", "tenants/acme/users", CreateUserRequest{Name: "mallory", Role: keystore.RoleReader, PublicKey: opKey}, 403},
+		{"re-create the tenant with an admin", "POST", "tenants", CreateTenantRequest{Name: "acme", Admin: &CreateUserRequest{Name: "mallory", PublicKey: opKey}}, 409},
+		{"create a key for the writer", "POST", "tenants/acme/users/wr/keys", CreateKeyRequest{}, 403},
+		{"create a key for the writer, no body", "POST", "tenants/acme/users/wr/keys", nil, 403},
+		{"re-enable the writer's disabled key", "POST", "tenants/acme/users/wr/keys/" + wr.AccessKeyID + "/enable", nil, 403},
+		{"make the writer an admin", "PUT", "tenants/acme/users/wr/role", SetRoleRequest{Role: keystore.RoleAdmin}, 403},
+		{"unconfine the writer", "DELETE", "tenants/acme/users/wr/grants", nil, 403},
+		{"rotate the recovery key", "POST", "tenants/acme/recovery-key", RecoveryKeyRequest{PublicKey: opKey}, 403},
+		{"recover the tenant", "POST", "tenants/acme/recover", RecoverRequest{Name: "mallory", PublicKey: opKey}, 403},
+		{"enable a key version", "POST", "tenants/acme/key-versions/" + nt.ActiveKey.String() + "/enable", nil, 403},
+		{"rotate the tenant key", "POST", "tenants/acme/key-versions/rotate", nil, 0},
+		{"look at the recovery key", "GET", "tenants/acme/recovery-key", nil, 0},
+		{"list the writer's keys", "GET", "tenants/acme/users/wr/keys", nil, 0},
+	}
+	for _, a := range attempts {
+		var raw json.RawMessage
+		err := f.operator.Do(ctx, a.method, a.path, a.body, &raw)
+		if a.want == 0 {
+			if err != nil {
+				t.Fatalf("%s: %v", a.name, err)
+			}
+		} else {
+			var e *Error
+			if !errors.As(err, &e) || e.Status != a.want || (a.want == 403 && e.Code != "AccessDenied") || e.Message == "" || e.Message == errForbidden.Message {
+				t.Fatalf("%s: got %v, want %d with a message that says why", a.name, err, a.want)
+			}
+		}
+		if bytes.Contains(raw, []byte("secret")) || bytes.Contains(raw, []byte("sealed")) {
+			t.Fatalf("%s: the answer carries a secret: %s", a.name, raw)
+		}
+	}
+	us, err := f.store.Users(ctx, nt.ID)
+	if err != nil || len(us) != 1 || us[0].Name != "wr" {
+		t.Fatalf("users after the attempts: %+v, %v", us, err)
+	}
+	for _, u := range us {
+		keys, err := f.store.AccessKeys(ctx, u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range keys {
+			if k.State == keystore.AccessKeyActive {
+				t.Fatalf("the tenant has an active key after the operator's attempts: %+v", k)
+			}
+		}
+	}
+
+	// The tenant recovers with its own recovery key; the answer is sealed
+	// to the new admin's key, and the recovery key rotates.
+	recovery := &Client{Endpoint: f.srv.URL, AccessKeyID: alice.RecoveryKeyID, SecretAccessKey: alice.RecoverySecret}
+	if err := recovery.Do(ctx, "GET", "whoami", nil, nil); status(err) != 403 {
+		t.Fatalf("the recovery key on whoami: %v", err)
+	}
+	if err := recovery.Do(ctx, "POST", "tenants/acme/recover", RecoverRequest{Name: "bob"}, nil); status(err) != 400 {
+		t.Fatalf("a recovery without a public key: %v", err)
+	}
+	bobKey := newRecipient(t)
+	var nk NewAccessKey
+	if err := recovery.Do(ctx, "POST", "tenants/acme/recover", RecoverRequest{Name: "bob", PublicKey: bobKey.PublicKey().String()}, &nk); err != nil {
+		t.Fatalf("recovery: %v", err)
+	}
+	if nk.SecretAccessKey != "" || nk.RecoverySecret != "" || nk.Sealed == nil || nk.RecoveryKeyID == alice.RecoveryKeyID {
+		t.Fatalf("recovery answer %+v", nk)
+	}
+	if _, err := aliceKey.Open(nk.Sealed); err == nil {
+		t.Fatal("the recovery answer opens with another key")
+	}
+	bob := open(t, bobKey, nk.Sealed)
+	var me Whoami
+	bobC := &Client{Endpoint: f.srv.URL, AccessKeyID: bob.AccessKeyID, SecretAccessKey: bob.SecretAccessKey}
+	if err := bobC.Do(ctx, "GET", "whoami", nil, &me); err != nil || me.Tenant != "acme" || me.User != "bob" || me.Role != "admin" {
+		t.Fatalf("the recovered admin: %+v, %v", me, err)
+	}
+	if err := recovery.Do(ctx, "POST", "tenants/acme/recover", RecoverRequest{Name: "carol", PublicKey: bobKey.PublicKey().String()}, nil); status(err) != 403 {
+		t.Fatalf("the used recovery key again: %v", err)
+	}
+	if bob.RecoveryKeyID == "" || bob.RecoverySecret == "" {
+		t.Fatalf("the recovery answer lacks the next recovery key: %+v", bob)
+	}
+}
+
+func newRecipient(t *testing.T) *RecipientKey {
+	t.Helper()
+	k, err := GenerateRecipientKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func open(t *testing.T, k *RecipientKey, s *SealedCredentials) Credentials {
+	t.Helper()
+	c, err := k.Open(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func TestUnauthenticated(t *testing.T) {
@@ -263,13 +427,16 @@ func TestTenantLifecycle(t *testing.T) {
 	}
 	var nk NewAccessKey
 	exp := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
-	if err := f.operator.Do(ctx, "POST", "tenants/acme/users", CreateUserRequest{Name: "alice", Role: keystore.RoleAdmin, Expires: exp}, &nk); err != nil {
+	key := newRecipient(t)
+	if err := f.operator.Do(ctx, "POST", "tenants/acme/users", CreateUserRequest{Name: "alice", Role: keystore.RoleAdmin, Expires: exp, PublicKey: key.PublicKey().String()}, &nk); err != nil {
 		t.Fatal(err)
 	}
-	if nk.AccessKeyID == "" || len(nk.SecretAccessKey) != keystore.SecretKeyLength || !nk.Expires.Equal(exp) || nk.User.Tenant != tn.ID {
-		t.Fatalf("created user answer %+v", nk)
+	creds := open(t, key, nk.Sealed)
+	if nk.AccessKeyID == "" || creds.AccessKeyID != nk.AccessKeyID || len(creds.SecretAccessKey) != keystore.SecretKeyLength ||
+		!nk.Expires.Equal(exp) || !creds.Expires.Equal(exp) || nk.User.Tenant != tn.ID || creds.Tenant != "acme" || creds.User != "alice" {
+		t.Fatalf("created user answer %+v, sealed %+v", nk, creds)
 	}
-	alice := &Client{Endpoint: f.srv.URL, AccessKeyID: nk.AccessKeyID, SecretAccessKey: nk.SecretAccessKey}
+	alice := &Client{Endpoint: f.srv.URL, AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey}
 	var me Whoami
 	if err := alice.Do(ctx, "GET", "whoami", nil, &me); err != nil || me.Tenant != "acme" || me.User != "alice" || me.Role != "admin" {
 		t.Fatalf("whoami = %+v, %v", me, err)
@@ -410,40 +577,109 @@ func TestOperators(t *testing.T) {
 	}
 }
 
-// TestOperatorOnboarding checks that an operator creates the admin of a
-// tenant that has none, and nothing else.
+// TestOperatorOnboarding checks that an operator creates the first admin
+// of a tenant once, with the admin's public key (the answer sealed to it)
+// or, declaring itself the tenant, in clear and recorded in the tenant's
+// audit; and never again once the tenant's admins are gone (issue 9).
 func TestOperatorOnboarding(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	if err := f.operator.Do(ctx, "POST", "tenants", CreateTenantRequest{Name: "acme"}, nil); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{"acme", "globex", "initech"} {
+		if err := f.operator.Do(ctx, "POST", "tenants", CreateTenantRequest{Name: name}, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
+	key := newRecipient(t)
+	pk := key.PublicKey().String()
 	tests := []struct {
-		name string
-		req  CreateUserRequest
-		want int // 0: created
+		name, tenant string
+		req          CreateUserRequest
+		want         int  // 0: created
+		clear        bool // the secrets come in clear
 	}{
-		{"not an admin", CreateUserRequest{Name: "w", Role: keystore.RoleWriter}, 403},
-		{"first admin, role by default", CreateUserRequest{Name: "alice"}, 0},
-		{"second admin", CreateUserRequest{Name: "mallory", Role: keystore.RoleAdmin}, 403},
+		{"not an admin", "acme", CreateUserRequest{Name: "w", Role: keystore.RoleWriter, PublicKey: pk}, 403, false},
+		{"no public key", "acme", CreateUserRequest{Name: "alice"}, 403, false},
+		{"a malformed public key", "acme", CreateUserRequest{Name: "alice", PublicKey: PublicKeyPrefix + "AAAA"}, 400, false},
+		{"a public key of another kind", "acme", CreateUserRequest{Name: "alice", PublicKey: "ssh-ed25519 AAAA"}, 400, false},
+		{"expiry in the past", "acme", CreateUserRequest{Name: "alice", PublicKey: pk, Expires: time.Now().Add(-time.Hour)}, 400, false},
+		{"first admin, role by default, sealed", "acme", CreateUserRequest{Name: "alice", PublicKey: pk}, 0, false},
+		{"second admin", "acme", CreateUserRequest{Name: "mallory", Role: keystore.RoleAdmin, PublicKey: pk}, 403, false},
+		{"second admin, in clear", "acme", CreateUserRequest{Name: "mallory", OperatorIsTenant: true}, 403, false},
+		{"first admin, operator is the tenant", "globex", CreateUserRequest{Name: "boss", OperatorIsTenant: true}, 0, true},
+		{"first admin in the tenant request", "", CreateUserRequest{Name: "root", PublicKey: pk}, 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var nk NewAccessKey
-			err := f.operator.Do(ctx, "POST", "tenants/acme/users", tt.req, &nk)
+			var err error
+			if tt.tenant == "" {
+				var nt NewTenant
+				err = f.operator.Do(ctx, "POST", "tenants", CreateTenantRequest{Name: "hooli", Admin: &tt.req}, &nt)
+				if nt.Admin != nil {
+					nk = *nt.Admin
+				}
+			} else {
+				err = f.operator.Do(ctx, "POST", "tenants/"+tt.tenant+"/users", tt.req, &nk)
+			}
 			if status(err) != tt.want {
 				t.Fatalf("got %v, want %d", err, tt.want)
 			}
-			if err == nil && nk.User.Role != keystore.RoleAdmin {
-				t.Fatalf("created %+v", nk.User)
+			if err != nil {
+				return
+			}
+			if nk.User.Role != keystore.RoleAdmin || nk.RecoveryKeyID == "" {
+				t.Fatalf("created %+v", nk)
+			}
+			if tt.clear {
+				if nk.SecretAccessKey == "" || nk.RecoverySecret == "" || nk.Sealed != nil {
+					t.Fatalf("operator_is_tenant answer %+v: want the secrets in clear", nk)
+				}
+				return
+			}
+			if nk.SecretAccessKey != "" || nk.RecoverySecret != "" {
+				t.Fatalf("sealed answer %+v carries a secret in clear", nk)
+			}
+			c := open(t, key, nk.Sealed)
+			if c.AccessKeyID != nk.AccessKeyID || c.SecretAccessKey == "" || c.RecoveryKeyID != nk.RecoveryKeyID || c.RecoverySecret == "" {
+				t.Fatalf("sealed credentials %+v for %+v", c, nk)
 			}
 		})
 	}
-	// Once the tenant's admins are gone, the operator may onboard a new one.
+	// A refused request created nothing, and the clear-text onboarding is
+	// in globex's own audit.
+	if err := f.operator.Do(ctx, "POST", "tenants", CreateTenantRequest{Name: "nokey", Admin: &CreateUserRequest{Name: "x"}}, nil); status(err) != 403 {
+		t.Fatalf("a tenant with an admin and no public key: %v", err)
+	}
+	if _, err := f.store.TenantByName(ctx, "nokey"); !errors.Is(err, keystore.ErrNotFound) {
+		t.Fatalf("a refused tenant creation created the tenant: %v", err)
+	}
+	acme, _ := f.store.TenantByName(ctx, "acme")
+	if us, err := f.store.Users(ctx, acme.ID); err != nil || len(us) != 1 {
+		t.Fatalf("acme's users %+v, %v", us, err)
+	}
+	globex, _ := f.store.TenantByName(ctx, "globex")
+	f.audit.mu.Lock()
+	seen := 0
+	for _, r := range f.audit.recs {
+		if r.Operation == "first-admin-secret-to-operator" {
+			seen++
+			if r.Tenant != globex.ID || r.AccessKeyID != f.operator.AccessKeyID || r.Kind != audit.AdminAction {
+				t.Errorf("audit record %+v: want globex's, with the operator's key", r)
+			}
+		}
+	}
+	f.audit.mu.Unlock()
+	if seen != 1 {
+		t.Fatalf("%d audit records of secrets shown to the operator, want 1", seen)
+	}
+	// Once the tenant's admins are gone, the operator cannot onboard a new
+	// one: the tenant recovers with its recovery key.
 	if err := f.operator.Do(ctx, "DELETE", "tenants/acme/users/alice", nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.operator.Do(ctx, "POST", "tenants/acme/users", CreateUserRequest{Name: "bob"}, nil); err != nil {
-		t.Fatalf("onboarding after the admins were deleted: %v", err)
+	var e *Error
+	err := f.operator.Do(ctx, "POST", "tenants/acme/users", CreateUserRequest{Name: "bob", PublicKey: pk}, nil)
+	if !errors.As(err, &e) || e.Status != 403 || !strings.Contains(e.Message, "recovery key") {
+		t.Fatalf("onboarding after the admins were deleted: %v, want 403 pointing to the recovery key", err)
 	}
 }

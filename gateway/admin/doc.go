@@ -22,32 +22,72 @@
 //	                leave no operator with an active key is refused, 409),
 //	                tenants (create, list, show, suspend, resume), global
 //	                allowlists (s3, admin, cluster), and, for onboarding and
-//	                incident response: creating the admin of a tenant that
-//	                has none, listing and deleting a tenant's users, listing,
-//	                disabling, enabling and deleting their access keys, the
-//	                tenant allowlist and key versions (list and rotate only:
-//	                nothing that makes data unreadable or readable again). An
-//	                operator cannot add a user to a tenant that has an admin,
-//	                change roles, or create an access key for an existing
-//	                user, so it cannot give itself a way into a tenant's data
-//	                unseen (deleting a tenant's admins to onboard a new one is
-//	                destructive, visible to the tenant and audited); its own
-//	                keys are refused by the S3 API. Also: cluster membership
+//	                incident response: creating a tenant's first admin, once
+//	                (below), listing and deleting a tenant's users, listing,
+//	                disabling and deleting their access keys, showing the
+//	                tenant's recovery key id, the tenant allowlist and key
+//	                versions (list and rotate only: nothing that makes data
+//	                unreadable or readable again). Also: cluster membership
 //	                changes, and the review of the node's login audit with
 //	                tenant fields as pseudonyms.
 //	tenant admin    its own tenant only: show it, its users, their access
 //	                keys (including new ones) and per-bucket grants, its
-//	                allowlist, its login audit review (in clear), and its key
-//	                versions' whole lifecycle: rotate, disable, enable,
+//	                allowlist, its login audit review (in clear), its
+//	                recovery key (show, rotate), and its key versions'
+//	                whole lifecycle: rotate, disable, enable,
 //	                schedule-destroy, cancel-destroy, destroy. Whether the
 //	                tenant's data stays readable, and its crypto-shredding
 //	                (the GDPR erasure tool, irreversible), are the tenant's
 //	                decisions alone: see keyVersionChange in routes.go.
+//	recovery key    its own tenant's recovery only (below).
 //	writer, reader  nothing here (403).
 //
+// # Operators never hold a tenant's key
+//
+// The operator processes a tenant's data on its behalf and never reads it
+// (GDPR Art. 28). Through this API it could read it only with a working
+// access key of the tenant, so no endpoint gives an operator one
+// (onboarding.go): an operator cannot add a user or a key to a tenant,
+// enable a disabled key, change a role or a grant, rotate the recovery key
+// or recover a tenant (each 403 AccessDenied, with a message that says
+// why). The one exception is made safe:
+//
+//   - An operator creates a tenant's first admin (POST /tenants with admin,
+//     or POST /tenants/{tenant}/users) once: never on a tenant that has had
+//     an admin, has a user or owns a bucket (keystore.CreateFirstAdmin
+//     enforces it in the replicated command). An operator who deletes a
+//     tenant's admins locks the tenant out, visibly, but cannot get in.
+//   - It gives the future admin's public key (`tresor admin keygen`, HPKE
+//     with MLKEM768-X25519, sealed.go), and the answer carries the admin's
+//     access key and the tenant's recovery key sealed to it only: the
+//     operator relays a ciphertext it cannot open (`tresor admin
+//     open-credentials` opens it on the tenant's side).
+//   - Without a public key the onboarding is refused, unless
+//     operator_is_tenant says the operator is the tenant too (its own
+//     machine, a test); the secrets then come in clear, a record of kind
+//     admin_action, operation first-admin-secret-to-operator, goes to the
+//     tenant's own login audit first, and the node logs a warning. `tresor
+//     serve`'s first start keeps creating the default tenant's admin in
+//     clear into <data-dir>/credentials (and its recovery key into
+//     <data-dir>/recovery): whoever runs serve holds the root key anyway.
+//
+// A tenant that lost every admin with a usable access key recovers on its
+// own: its recovery key, a SigV4 credential issued with its first admin
+// and known to the tenant alone (the keystore keeps it sealed under the
+// storage key, as SigV4 needs), signs POST /tenants/{tenant}/recover with
+// the new admin's name and public key. The answer is sealed to that key,
+// carries the tenant's next recovery key, and the used one stops working,
+// so a relayed or replayed request gives nobody anything. While an admin
+// of the tenant has a usable key, recovery is refused (409): the admins
+// manage the team; an operator may disable or delete the keys of admins
+// who are gone, at the tenant's request. The recovery key signs nothing
+// else here (403) and is unknown to the S3 API. Tenants created before
+// recovery keys get one when an admin rotates it (POST
+// /tenants/{tenant}/recovery-key).
+//
 // Creating a user also creates its first access key and answers its secret
-// once: that is how an operator onboards a tenant's first admin. Every user
-// and key a tenant has is visible to its admins.
+// once, in clear to a tenant admin, or sealed to public_key if the request
+// gives one. Every user and key a tenant has is visible to its admins.
 //
 // A tenant admin who names another tenant gets 404 NotFound, exactly as for
 // a tenant that does not exist: tenants cannot probe each other.
@@ -59,10 +99,13 @@
 // admin or cluster.
 //
 //	GET    /whoami
-//	GET    /tenants                               POST /tenants {name, jurisdictions}
+//	GET    /tenants                               POST /tenants {name, jurisdictions, admin}
 //	GET    /tenants/{tenant}
 //	POST   /tenants/{tenant}/suspend              POST /tenants/{tenant}/resume
-//	GET    /tenants/{tenant}/users                POST /tenants/{tenant}/users {name, role, expires}
+//	GET    /tenants/{tenant}/users                POST /tenants/{tenant}/users {name, role, expires,
+//	                                                   public_key, operator_is_tenant}
+//	GET    /tenants/{tenant}/recovery-key         POST /tenants/{tenant}/recovery-key {public_key}
+//	POST   /tenants/{tenant}/recover {name, public_key, expires}   (signed with the recovery key)
 //	GET    /tenants/{tenant}/users/{user}         DELETE /tenants/{tenant}/users/{user}
 //	PUT    /tenants/{tenant}/users/{user}/role {role}
 //	GET    /tenants/{tenant}/users/{user}/keys    POST /tenants/{tenant}/users/{user}/keys {expires}

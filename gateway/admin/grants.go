@@ -49,7 +49,7 @@ func clearGrants(c *call) (int, any, error) {
 // grantee resolves {tenant} and {user} for a tenant admin.
 func (c *call) grantee() (keystore.User, error) {
 	if c.who.operator() {
-		return keystore.User{}, errForbidden
+		return keystore.User{}, errOperatorGrants
 	}
 	_, u, err := c.user()
 	return u, err

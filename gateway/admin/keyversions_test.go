@@ -296,7 +296,7 @@ func TestKeyVersions_DestroyedUnreadableThroughS3(t *testing.T) {
 	if err := f.operator.Do(ctx, "POST", "tenants", CreateTenantRequest{Name: "acme"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.operator.Do(ctx, "POST", "tenants/acme/users", CreateUserRequest{Name: "alice"}, &nk); err != nil {
+	if err := f.operator.Do(ctx, "POST", "tenants/acme/users", CreateUserRequest{Name: "alice", OperatorIsTenant: true}, &nk); err != nil {
 		t.Fatal(err)
 	}
 	alice := &Client{Endpoint: f.srv.URL, AccessKeyID: nk.AccessKeyID, SecretAccessKey: nk.SecretAccessKey}

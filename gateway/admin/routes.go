@@ -24,6 +24,10 @@ func (h *Handler) routes() {
 	h.handle("POST "+p+"/tenants/{tenant}/suspend", "suspend-tenant", setTenantState(keystore.TenantSuspended))
 	h.handle("POST "+p+"/tenants/{tenant}/resume", "resume-tenant", setTenantState(keystore.TenantActive))
 
+	h.handle("GET "+p+"/tenants/{tenant}/recovery-key", "", showRecoveryKey)
+	h.handle("POST "+p+"/tenants/{tenant}/recovery-key", "rotate-recovery-key", rotateRecoveryKey)
+	h.handleRecovery("POST "+p+"/tenants/{tenant}/recover", "recover-tenant", recoverTenant)
+
 	h.handle("GET "+p+"/tenants/{tenant}/users", "", listUsers)
 	h.handle("POST "+p+"/tenants/{tenant}/users", "create-user", createUser)
 	h.handle("GET "+p+"/tenants/{tenant}/users/{user}", "", showUser)
@@ -101,10 +105,20 @@ func whoami(c *call) (int, any, error) {
 	return http.StatusOK, w, nil
 }
 
-// CreateTenantRequest is POST /tenants.
+// CreateTenantRequest is POST /tenants. Admin, if set, onboards the
+// tenant's first admin in the same request, as POST
+// /tenants/{tenant}/users would (its role must be admin or empty).
 type CreateTenantRequest struct {
-	Name          string   `json:"name"`
-	Jurisdictions []string `json:"jurisdictions,omitempty"`
+	Name          string             `json:"name"`
+	Jurisdictions []string           `json:"jurisdictions,omitempty"`
+	Admin         *CreateUserRequest `json:"admin,omitempty"`
+}
+
+// NewTenant answers POST /tenants: the tenant and, if one was asked for,
+// its first admin.
+type NewTenant struct {
+	keystore.Tenant
+	Admin *NewAccessKey `json:"admin,omitempty"`
 }
 
 func listTenants(c *call) (int, any, error) {
@@ -126,8 +140,25 @@ func createTenant(c *call) (int, any, error) {
 	if err := c.decode(&req); err != nil {
 		return 0, nil, err
 	}
+	var pk *PublicKey
+	if req.Admin != nil {
+		var err error
+		if pk, err = c.checkOnboarding(*req.Admin); err != nil {
+			return 0, nil, err // before the tenant exists
+		}
+	}
 	t, err := c.h.store.CreateTenant(c.ctx, req.Name, req.Jurisdictions)
-	return http.StatusCreated, t, err
+	if err != nil || req.Admin == nil {
+		return http.StatusCreated, NewTenant{Tenant: t}, err
+	}
+	// Two commands: if the second fails, the tenant exists without an
+	// admin and POST /tenants/{tenant}/users onboards one.
+	nk, err := c.onboard(t, *req.Admin, pk)
+	if err != nil {
+		return 0, nil, err
+	}
+	t.Onboarded = true
+	return http.StatusCreated, NewTenant{Tenant: t, Admin: &nk}, nil
 }
 
 func showTenant(c *call) (int, any, error) {
@@ -171,17 +202,34 @@ type CreateUserRequest struct {
 	Name    string        `json:"name"`
 	Role    keystore.Role `json:"role"`
 	Expires time.Time     `json:"expires,omitzero"`
+	// PublicKey, if set, is the new user's public key (`tresor admin
+	// keygen`, ParsePublicKey): the answer then carries the credentials
+	// sealed to it (NewAccessKey.Sealed) and no secret in clear. An
+	// operator onboarding a tenant's first admin must give it, unless
+	// OperatorIsTenant.
+	PublicKey string `json:"public_key,omitempty"`
+	// OperatorIsTenant lets an operator onboard a tenant's first admin
+	// without a public key and receive its secrets in clear: for an
+	// operator who is the tenant too. The login audit records that the
+	// operator saw them.
+	OperatorIsTenant bool `json:"operator_is_tenant,omitempty"`
 }
 
 // NewAccessKey answers a request that created an access key: the only
-// time its secret is shown.
+// time its secret is shown. With a public key in the request, the secrets
+// are in Sealed only and SecretAccessKey and RecoverySecret are empty.
+// RecoveryKeyID is set when the request issued the tenant a recovery key
+// (a first admin's onboarding, a recovery).
 type NewAccessKey struct {
 	User            keystore.User           `json:"user"`
 	AccessKeyID     string                  `json:"access_key_id"`
-	SecretAccessKey string                  `json:"secret_access_key"`
+	SecretAccessKey string                  `json:"secret_access_key,omitempty"`
 	State           keystore.AccessKeyState `json:"state"`
 	Created         time.Time               `json:"created"`
 	Expires         time.Time               `json:"expires,omitzero"`
+	RecoveryKeyID   string                  `json:"recovery_key_id,omitempty"`
+	RecoverySecret  string                  `json:"recovery_secret,omitempty"`
+	Sealed          *SealedCredentials      `json:"sealed,omitempty"`
 }
 
 func newAccessKey(u keystore.User, ak keystore.AccessKey) NewAccessKey {
@@ -197,23 +245,24 @@ func createUser(c *call) (int, any, error) {
 	if err := c.decode(&req); err != nil {
 		return 0, nil, err
 	}
-	if err := c.checkExpiry(req.Expires); err != nil {
-		return 0, nil, err
-	}
 	if c.who.operator() {
-		// Operators onboard a tenant's first admin (or a new one when the
-		// tenant has lost all of them); the team is then its admins'
-		// business, so an operator cannot give itself a way in unseen.
-		if req.Role == "" {
-			req.Role = keystore.RoleAdmin
-		}
-		us, err := c.h.store.Users(c.ctx, t.ID)
+		// Operators onboard a tenant's first admin, once (onboarding.go).
+		pk, err := c.checkOnboarding(req)
 		if err != nil {
 			return 0, nil, err
 		}
-		if req.Role != keystore.RoleAdmin || slices.ContainsFunc(us, func(u keystore.User) bool { return u.Role == keystore.RoleAdmin }) {
-			return 0, nil, apiError(http.StatusForbidden, "AccessDenied", "Operators create only the admin of a tenant that has none; its admins manage the team.")
-		}
+		nk, err := c.onboard(t, req, pk)
+		return http.StatusCreated, nk, err
+	}
+	if err := c.checkExpiry(req.Expires); err != nil {
+		return 0, nil, err
+	}
+	if req.OperatorIsTenant {
+		return 0, nil, apiError(http.StatusBadRequest, "InvalidArgument", "operator_is_tenant is for operators.")
+	}
+	pk, err := c.publicKey(req.PublicKey)
+	if err != nil {
+		return 0, nil, err
 	}
 	if req.Role == "" {
 		req.Role = keystore.RoleWriter
@@ -227,7 +276,13 @@ func createUser(c *call) (int, any, error) {
 		// The user exists without a key; an admin can add one or delete it.
 		return 0, nil, err
 	}
-	return http.StatusCreated, newAccessKey(u, ak), nil
+	nk := newAccessKey(u, ak)
+	if pk != nil {
+		if err := nk.seal(*pk, t.Name); err != nil {
+			return 0, nil, err
+		}
+	}
+	return http.StatusCreated, nk, nil
 }
 
 func (c *call) checkExpiry(t time.Time) error {
@@ -257,7 +312,7 @@ type SetRoleRequest struct {
 
 func setUserRole(c *call) (int, any, error) {
 	if c.who.operator() {
-		return 0, nil, errForbidden // roles are the tenant admins' business
+		return 0, nil, errOperatorRole
 	}
 	_, u, err := c.user()
 	if err != nil {
@@ -296,7 +351,7 @@ func createKey(c *call) (int, any, error) {
 	if c.who.operator() {
 		// A key for an existing user would let the operator sign as that
 		// user: only the tenant's admins issue those.
-		return 0, nil, errForbidden
+		return 0, nil, errOperatorKey
 	}
 	_, u, err := c.user()
 	if err != nil {
@@ -327,6 +382,11 @@ func (c *call) createKeyRequest() (CreateKeyRequest, error) {
 
 func setKeyState(state keystore.AccessKeyState) func(*call) (int, any, error) {
 	return func(c *call) (int, any, error) {
+		if c.who.operator() && state == keystore.AccessKeyActive {
+			// Disabling is incident response; enabling would hand back a
+			// key its tenant shut, perhaps one the operator once saw.
+			return 0, nil, errOperatorEnable
+		}
 		_, ak, err := c.accessKey()
 		if err != nil {
 			return 0, nil, err
@@ -536,7 +596,7 @@ type ScheduleDestroyRequest struct {
 // as every admin mutation.
 func (c *call) keyVersionChange(change func(tenant, version keystore.ID) error) (int, any, error) {
 	if c.who.operator() {
-		return 0, nil, errForbidden
+		return 0, nil, errOperatorKeyVersion
 	}
 	t, err := c.tenant()
 	if err != nil {

@@ -63,7 +63,7 @@ func TestOperatorKey_RefusedByS3(t *testing.T) {
 		t.Fatal(err)
 	}
 	var nk admin.NewAccessKey
-	if err := opc.Do(ctx, "POST", "tenants/acme/users", admin.CreateUserRequest{Name: "alice", Role: keystore.RoleAdmin}, &nk); err != nil {
+	if err := opc.Do(ctx, "POST", "tenants/acme/users", admin.CreateUserRequest{Name: "alice", Role: keystore.RoleAdmin, OperatorIsTenant: true}, &nk); err != nil {
 		t.Fatal(err)
 	}
 	alice := client(nk.AccessKeyID, nk.SecretAccessKey)

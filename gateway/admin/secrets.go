@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/tresor-gw/tresor/auth"
@@ -27,6 +28,9 @@ type secrets struct {
 }
 
 func (s secrets) Secret(ctx context.Context, id string) ([]byte, auth.Principal, error) {
+	if strings.HasPrefix(id, keystore.RecoveryKeyPrefix) {
+		return s.recoveryKey(ctx, id)
+	}
 	ak, err := s.store.OperatorKey(ctx, id)
 	if errors.Is(err, keystore.ErrNotFound) {
 		ak, err = s.store.AccessKey(ctx, id)
@@ -41,6 +45,20 @@ func (s secrets) Secret(ctx context.Context, id string) ([]byte, auth.Principal,
 		return nil, auth.Principal{}, auth.ErrUnknownAccessKey
 	}
 	return []byte(ak.Secret), auth.Principal{Tenant: ak.Tenant, User: ak.User, Role: string(ak.Role)}, nil
+}
+
+// recoveryKey resolves a tenant's recovery key, which signs for the
+// tenant with keystore.RoleRecovery: the admin API admits it to the
+// recovery endpoint alone.
+func (s secrets) recoveryKey(ctx context.Context, id string) ([]byte, auth.Principal, error) {
+	rk, err := s.store.RecoveryKey(ctx, id)
+	switch {
+	case errors.Is(err, keystore.ErrNotFound), errors.Is(err, keystore.ErrDisabled):
+		return nil, auth.Principal{}, fmt.Errorf("%w: %w", auth.ErrUnknownAccessKey, err)
+	case err != nil:
+		return nil, auth.Principal{}, err
+	}
+	return []byte(rk.Secret), auth.Principal{Tenant: rk.Tenant, Role: string(keystore.RoleRecovery)}, nil
 }
 
 // AllowlistLoader returns an auth.AllowlistLoader reading the keystore's
